@@ -1,0 +1,153 @@
+/**
+ * The host agent: wires its modules together, starts them in order and stops them in the
+ * reverse order. The console is never needed for replication to run.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import pino, { type Logger } from "pino";
+import type { ReplicaServerSettings } from "../shared/agent-api.js";
+import { ReplicaServerSettings as SettingsSchema } from "../shared/agent-api.js";
+import { readTls, type AgentConfig, type TlsMaterial } from "./config.js";
+import { LabHypervisor } from "./hypervisor/lab/lab-hypervisor.js";
+import { CodecPool } from "./replication/codec-pool.js";
+import { ReplicationManager } from "./replication/manager.js";
+import { ReplicaStore } from "./replication/replica-store.js";
+import { getSetting, openDb, putSetting, type Db } from "./state/db.js";
+import { EventLog } from "./state/events.js";
+import { RelationshipRepo } from "./state/relationships.js";
+import { createServer } from "./transport/http-common.js";
+import { registerManagementApi } from "./transport/management-api.js";
+import { PeerClient } from "./transport/peer-client.js";
+import { registerReplicationApi } from "./transport/replication-api.js";
+
+export const AGENT_VERSION = "0.1.0";
+const SETTINGS_KEY = "replica-server";
+
+export function defaultReplicaSettings(dataDir: string): ReplicaServerSettings {
+  return {
+    enabled: false,
+    http: { enabled: false, port: 9080 },
+    https: { enabled: true, port: 9443 },
+    authorization: { mode: "any", defaultStorageLocation: join(dataDir, "replicas"), trustGroup: "DEFAULT" },
+  };
+}
+
+export class Agent {
+  readonly log: Logger;
+  private db: Db | undefined;
+  private events: EventLog | undefined;
+  private hypervisor: LabHypervisor | undefined;
+  private pool: CodecPool | undefined;
+  private peers: PeerClient | undefined;
+  private manager: ReplicationManager | undefined;
+  private management: FastifyInstance | undefined;
+  private listeners: { http?: FastifyInstance; https?: FastifyInstance } = {};
+  private replicationTls: TlsMaterial | undefined;
+  private settings: ReplicaServerSettings | undefined;
+
+  constructor(
+    readonly config: AgentConfig,
+    log?: Logger,
+  ) {
+    this.log = log ?? pino({ level: config.logLevel, base: { host: config.hostName } });
+  }
+
+  get replicaSettings(): ReplicaServerSettings {
+    return this.settings!;
+  }
+
+  async start(): Promise<{ managementUrl: string }> {
+    const cfg = this.config;
+    await mkdir(cfg.dataDir, { recursive: true });
+    const managementTls = readTls(cfg.management.tls, "management.tls");
+    this.replicationTls = readTls(cfg.replication.tls, "replication.tls");
+
+    this.db = openDb(join(cfg.dataDir, "agent.db"));
+    this.events = new EventLog(this.db, this.log);
+    this.settings = getSetting<ReplicaServerSettings>(this.db, SETTINGS_KEY) ?? cfg.replicaServer ?? defaultReplicaSettings(cfg.dataDir);
+    putSetting(this.db, SETTINGS_KEY, this.settings);
+
+    this.hypervisor = new LabHypervisor(cfg.dataDir, this.db, this.events);
+    await this.hypervisor.start();
+    this.pool = new CodecPool();
+    this.peers = new PeerClient({ hostName: cfg.hostName, tls: this.replicationTls, token: cfg.replication.token, resolve: cfg.resolve });
+    const repo = new RelationshipRepo(this.db);
+    const replicas = new ReplicaStore({ repo, events: this.events, hypervisor: this.hypervisor, pool: this.pool, settings: () => this.settings!, log: this.log });
+    this.manager = new ReplicationManager(cfg.hostName, this.hypervisor, replicas, {
+      repo,
+      events: this.events,
+      pool: this.pool,
+      peers: this.peers,
+      token: cfg.replication.token,
+    });
+    await this.manager.start();
+    await this.startReplicationListeners();
+
+    const management = createServer(this.log, "management", managementTls && { ...managementTls, requestCert: true, rejectUnauthorized: true });
+    this.management = management;
+    registerManagementApi(management, {
+      hostName: cfg.hostName,
+      version: AGENT_VERSION,
+      startedAt: new Date().toISOString(),
+      token: cfg.management.token,
+      hypervisor: this.hypervisor,
+      replication: this.manager,
+      events: this.events,
+      getReplicaSettings: () => this.settings!,
+      setReplicaSettings: (s) => this.setReplicaSettings(s),
+      capabilities: () => ({ https: Boolean(this.replicationTls), http: Boolean(cfg.replication.token) }),
+    });
+    await management.listen({ host: cfg.listen, port: cfg.management.port });
+    const managementUrl = `${managementTls ? "https" : "http"}://${cfg.listen}:${cfg.management.port}`;
+    await writeFile(join(cfg.dataDir, "agent.pid"), String(process.pid));
+    this.events.emit({ severity: "info", kind: "agent.started", message: `Host agent ${cfg.hostName} started (management ${managementUrl}).` });
+    return { managementUrl };
+  }
+
+  private async setReplicaSettings(next: ReplicaServerSettings): Promise<ReplicaServerSettings> {
+    const s = SettingsSchema.parse(next);
+    this.settings = s;
+    putSetting(this.db!, SETTINGS_KEY, s);
+    await this.stopReplicationListeners();
+    await this.startReplicationListeners();
+    this.events!.emit({ severity: "info", kind: "replica-server.settings", message: `Replica server settings changed: ${s.enabled ? "enabled" : "disabled"}, HTTP ${s.http.enabled ? s.http.port : "off"}, HTTPS ${s.https.enabled ? s.https.port : "off"}, authorization ${s.authorization.mode === "any" ? "from any authenticated server" : `${s.authorization.entries.length} entries`}.` });
+    return s;
+  }
+
+  /** One listener per enabled transport; they answer refusals even while disabled as a Replica server. */
+  private async startReplicationListeners(): Promise<void> {
+    const s = this.settings!;
+    const store = this.manager!.replicas;
+    if (s.https.enabled && this.replicationTls) {
+      const app = createServer(this.log, "replication-https", { ...this.replicationTls, requestCert: true, rejectUnauthorized: false });
+      registerReplicationApi(app, "https", store, undefined);
+      await app.listen({ host: this.config.listen, port: s.https.port });
+      this.listeners.https = app;
+    }
+    if (s.http.enabled && this.config.replication.token) {
+      const app = createServer(this.log, "replication-http");
+      registerReplicationApi(app, "http", store, this.config.replication.token);
+      await app.listen({ host: this.config.listen, port: s.http.port });
+      this.listeners.http = app;
+    }
+  }
+
+  private async stopReplicationListeners(): Promise<void> {
+    await this.listeners.http?.close();
+    await this.listeners.https?.close();
+    this.listeners = {};
+  }
+
+  /** Ordered shutdown: stop taking requests, finish cycles, save VMs, close storage. */
+  async stop(): Promise<void> {
+    await this.management?.close();
+    await this.stopReplicationListeners();
+    await this.manager?.stop();
+    await this.hypervisor?.stop();
+    await this.pool?.close();
+    this.peers?.close();
+    this.events?.emit({ severity: "info", kind: "agent.stopped", message: `Host agent ${this.config.hostName} stopped.` });
+    this.db?.close();
+  }
+}

@@ -1,0 +1,193 @@
+/** The built-in lab hypervisor: VMs as folders, power as real state transitions. */
+import { randomUUID } from "node:crypto";
+import { mkdir, readFile, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import type { Db } from "../../state/db.js";
+import type { EventLog } from "../../state/events.js";
+import type { CreateVmBody, PowerAction, WorkloadSpec } from "../../../shared/agent-api.js";
+import type { VmState } from "../../../shared/replication.js";
+import type { VmConfig } from "../types.js";
+import { LabVm } from "./lab-vm.js";
+import { createSparseFile } from "../../util/files.js";
+import { conflict, notFound } from "../../errors.js";
+
+const now = () => new Date().toISOString();
+
+/** Which power actions make sense in which state, and where they lead. */
+const TRANSITIONS: Record<PowerAction, { from: VmState[]; to: VmState; via?: VmState }> = {
+  start: { from: ["Off", "Saved"], to: "Running", via: "Starting" },
+  shutdown: { from: ["Running"], to: "Off", via: "Stopping" },
+  "turn-off": { from: ["Running", "Paused", "Saved"], to: "Off" },
+  save: { from: ["Running", "Paused"], to: "Saved", via: "Saving" },
+  pause: { from: ["Running"], to: "Paused" },
+  resume: { from: ["Paused"], to: "Running" },
+};
+
+export interface NewVmOptions {
+  id?: string;
+  dir?: string;
+  replicaOf?: { primaryServer: string };
+}
+
+export class LabHypervisor {
+  private readonly vms = new Map<string, LabVm>();
+  /** Hooks that may refuse a power action (e.g. a VM prepared for planned failover). */
+  readonly powerGuards: ((vm: LabVm, action: PowerAction) => void)[] = [];
+
+  constructor(
+    private readonly dataDir: string,
+    private readonly db: Db,
+    private readonly events: EventLog,
+  ) {}
+
+  async start(): Promise<void> {
+    const rows = this.db.prepare("SELECT id, path FROM vms").all() as { id: string; path: string }[];
+    for (const row of rows) {
+      try {
+        const config = JSON.parse(await readFile(join(row.path, "vm.json"), "utf8")) as VmConfig;
+        const vm = await this.load(row.path, config);
+        if (config.state !== "Off" && config.state !== "Saved") {
+          // The agent is the lab VM's host: if it died, so did the VM.
+          this.events.emit({
+            severity: "warning",
+            kind: "vm.crashed",
+            vmId: vm.id,
+            message: `Virtual machine '${config.name}' was ${config.state} when the host agent stopped uncleanly; it is now Off.`,
+          });
+          await this.setState(vm, "Off");
+        }
+      } catch (err) {
+        this.events.emit({
+          severity: "error",
+          kind: "vm.load-failed",
+          vmId: row.id,
+          message: `Virtual machine in ${row.path} could not be loaded: ${(err as Error).message}`,
+        });
+      }
+    }
+  }
+
+  /** Ordered shutdown: running VMs are saved, as Hyper-V's default automatic stop action. */
+  async stop(): Promise<void> {
+    for (const vm of this.vms.values()) {
+      if (vm.config.state === "Running" || vm.config.state === "Paused") await this.setState(vm, "Saved");
+      await vm.close();
+    }
+    this.vms.clear();
+  }
+
+  private async load(dir: string, config: VmConfig): Promise<LabVm> {
+    const vm = await LabVm.load(dir, config, (err) =>
+      this.events.emit({
+        severity: "error",
+        kind: "vm.guest-io-error",
+        vmId: config.id,
+        message: `Guest I/O of '${config.name}' failed: ${(err as Error).message}`,
+      }),
+    );
+    this.vms.set(config.id, vm);
+    return vm;
+  }
+
+  list(): LabVm[] {
+    return [...this.vms.values()];
+  }
+
+  get(id: string): LabVm {
+    const vm = this.vms.get(id);
+    if (!vm) throw notFound(`no virtual machine with id ${id} on this host`);
+    return vm;
+  }
+
+  find(id: string): LabVm | undefined {
+    return this.vms.get(id);
+  }
+
+  async create(spec: CreateVmBody, opts: NewVmOptions = {}): Promise<LabVm> {
+    const id = opts.id ?? randomUUID();
+    if (this.vms.has(id)) throw conflict(`a virtual machine with id ${id} already exists on this host`);
+    const dir = opts.dir ?? join(this.dataDir, "vms", id);
+    if (await stat(dir).catch(() => undefined)) throw conflict(`folder ${dir} already exists; remove it or choose another storage location`);
+    await mkdir(dir, { recursive: true });
+    const config: VmConfig = {
+      id,
+      name: spec.name,
+      cpus: spec.cpus,
+      memoryMiB: spec.memoryMiB,
+      disks: spec.disks.map((d, index) => ({ index, sizeBytes: d.sizeBytes, file: `disk${index}.raw` })),
+      workload: spec.workload,
+      state: "Off",
+      networkConnected: true,
+      createdAt: now(),
+      stateChangedAt: now(),
+      ...(opts.replicaOf ? { replicaOf: opts.replicaOf } : {}),
+    };
+    try {
+      for (const d of config.disks) await createSparseFile(join(dir, d.file), d.sizeBytes);
+      const vm = await this.load(dir, config);
+      await vm.saveConfig();
+      this.db.prepare("INSERT INTO vms (id, path, created_at) VALUES (?, ?, ?)").run(id, dir, config.createdAt);
+      this.events.emit({ severity: "info", kind: "vm.created", vmId: id, message: `Virtual machine '${spec.name}' was created.` });
+      return vm;
+    } catch (err) {
+      this.vms.delete(id);
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  async delete(id: string, isReplicated: (id: string) => boolean): Promise<void> {
+    const vm = this.get(id);
+    if (vm.config.state !== "Off") throw conflict(`'${vm.config.name}' is ${vm.config.state}; turn it off before deleting it`);
+    if (isReplicated(id)) throw conflict(`'${vm.config.name}' is replicated; remove replication before deleting it`);
+    await vm.close();
+    this.vms.delete(id);
+    this.db.prepare("DELETE FROM vms WHERE id = ?").run(id);
+    await rm(vm.dir, { recursive: true, force: true });
+    this.events.emit({ severity: "info", kind: "vm.deleted", vmId: id, message: `Virtual machine '${vm.config.name}' was deleted.` });
+  }
+
+  async power(id: string, action: PowerAction): Promise<VmConfig> {
+    const vm = this.get(id);
+    const t = TRANSITIONS[action];
+    if (!t.from.includes(vm.config.state)) {
+      const err = conflict(
+        `cannot ${action} '${vm.config.name}' while it is ${vm.config.state}; ${action} works from ${t.from.join(" or ")}`,
+        { state: vm.config.state },
+      );
+      this.events.emit({ severity: "warning", kind: "vm.power-refused", vmId: id, message: err.message });
+      throw err;
+    }
+    if (action === "start" && vm.config.replicaOf) {
+      throw conflict(`'${vm.config.name}' is a Replica virtual machine; fail it over (test, planned or unplanned) before starting it`);
+    }
+    for (const guard of this.powerGuards) guard(vm, action);
+    if (t.via) await this.setState(vm, t.via);
+    if (t.to === "Running") vm.workload.start();
+    else vm.workload.stop();
+    await vm.queue.drain();
+    await this.setState(vm, t.to);
+    return vm.config;
+  }
+
+  async setWorkload(id: string, spec: WorkloadSpec): Promise<VmConfig> {
+    const vm = this.get(id);
+    vm.config = { ...vm.config, workload: spec };
+    vm.workload.update(spec);
+    await vm.saveConfig();
+    return vm.config;
+  }
+
+  async setState(vm: LabVm, state: VmState): Promise<void> {
+    const from = vm.config.state;
+    vm.config = { ...vm.config, state, stateChangedAt: now() };
+    await vm.saveConfig();
+    this.events.emit({
+      severity: "info",
+      kind: "vm.state",
+      vmId: vm.id,
+      message: `'${vm.config.name}' changed from ${from} to ${state}.`,
+      data: { from, to: state },
+    });
+  }
+}

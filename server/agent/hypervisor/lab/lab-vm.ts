@@ -1,0 +1,122 @@
+/** A lab VM: a folder with vm.json and raw sparse disk images, and a synthetic guest. */
+import { rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { FrozenCycle, ReplicableVm, VmConfig } from "../types.js";
+import type { TrackingLoss } from "../../tracking/region-log.js";
+import { TrackedDisk } from "../../tracking/tracked-disk.js";
+import { SerialQueue } from "../../util/serial-queue.js";
+import { Workload } from "./workload.js";
+import { badRequest, conflict } from "../../errors.js";
+
+export class LabVm implements ReplicableVm {
+  readonly queue = new SerialQueue();
+  readonly workload: Workload;
+  private constructor(
+    readonly dir: string,
+    public config: VmConfig,
+    readonly disks: Map<number, TrackedDisk>,
+    onWorkloadError: (err: unknown) => void,
+  ) {
+    this.workload = new Workload(config.workload, {
+      disks: config.disks,
+      write: (disk, offset, data) => this.guestWrite(disk, offset, data),
+      onError: onWorkloadError,
+    });
+  }
+
+  static async load(dir: string, config: VmConfig, onWorkloadError: (err: unknown) => void): Promise<LabVm> {
+    const disks = new Map<number, TrackedDisk>();
+    for (const d of config.disks) disks.set(d.index, await TrackedDisk.open(d.index, join(dir, d.file), d.sizeBytes));
+    return new LabVm(dir, config, disks, onWorkloadError);
+  }
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  disk(index: number): TrackedDisk {
+    const d = this.disks.get(index);
+    if (!d) throw badRequest(`VM '${this.config.name}' has no disk ${index}; its disks are ${[...this.disks.keys()].join(", ")}`);
+    return d;
+  }
+
+  async saveConfig(): Promise<void> {
+    const tmp = join(this.dir, "vm.json.tmp");
+    await writeFile(tmp, JSON.stringify(this.config, null, 2));
+    await rename(tmp, join(this.dir, "vm.json"));
+  }
+
+  /** A write from the guest (its workload, or a test through the API). */
+  guestWrite(disk: number, offset: number, data: Uint8Array): Promise<void> {
+    const d = this.disk(disk);
+    d.checkRange(offset, data.length);
+    return this.queue.run(() => d.write(offset, data));
+  }
+
+  async startTracking(disks: number[], allDirty: boolean): Promise<void> {
+    await this.queue.run(async () => {
+      for (const i of disks) await this.disk(i).startTracking(allDirty);
+    });
+  }
+
+  async resumeTracking(disks: number[]): Promise<Map<number, TrackingLoss>> {
+    const lost = new Map<number, TrackingLoss>();
+    await this.queue.run(async () => {
+      for (const i of disks) {
+        const why = await this.disk(i).resumeTracking();
+        if (why) lost.set(i, why);
+      }
+    });
+    return lost;
+  }
+
+  async stopTracking(): Promise<void> {
+    await this.queue.run(async () => {
+      for (const d of this.disks.values()) if (d.tracking) await d.stopTracking();
+    });
+  }
+
+  markAllDirty(): Promise<void> {
+    return this.queue.run(() => {
+      for (const d of this.disks.values()) d.markAllDirty();
+    });
+  }
+
+  pendingBytes(): number {
+    let n = 0;
+    for (const d of this.disks.values()) n += d.pendingBytes;
+    return n;
+  }
+
+  async freeze(disks: number[]): Promise<FrozenCycle> {
+    const frozenAt = new Date();
+    const snaps = await this.queue.run(() => {
+      for (const i of disks) if (!this.disk(i).tracking) throw conflict(`disk ${i} of '${this.config.name}' is not tracked`);
+      return disks.map((i) => ({ index: i, snap: this.disk(i).freeze() }));
+    });
+    return {
+      frozenAt,
+      disks: snaps.map(({ index, snap }) => ({
+        index,
+        blockSize: snap.blockSize,
+        changedBytes: snap.changedBytes,
+        runs: (max: number) => snap.runs(max),
+        read: (from: number, to: number) => snap.read(from, to),
+      })),
+      commit: () =>
+        this.queue.run(async () => {
+          for (const i of disks) await this.disk(i).commit();
+        }),
+      release: () =>
+        this.queue.run(async () => {
+          for (const i of disks) await this.disk(i).release();
+        }),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.workload.stop();
+    await this.queue.drain();
+    for (const d of this.disks.values()) await d.close();
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The synthetic guest of a running lab VM. It writes through the VM's block layer exactly
+ * as a guest's disk driver would, so change tracking sees what a hypervisor would see.
+ */
+import { randomFillSync, randomInt } from "node:crypto";
+import type { WorkloadSpec } from "../../../shared/agent-api.js";
+
+const TICK_MS = 50;
+const MiB = 1024 * 1024;
+
+export interface WorkloadTarget {
+  disks: { index: number; sizeBytes: number }[];
+  write(disk: number, offset: number, data: Buffer): Promise<void>;
+  onError(err: unknown): void;
+}
+
+/** Half random, half text: compresses about 2:1, like typical database pages. */
+function fillGuestData(buf: Buffer): void {
+  randomFillSync(buf, 0, buf.length >>> 1);
+  buf.fill(`row ${Date.now()} customer-order payload `, buf.length >>> 1);
+}
+
+export class Workload {
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+  private seqPos = 0;
+  private budget = 0;
+  bytesWritten = 0;
+
+  constructor(
+    private spec: WorkloadSpec,
+    private readonly target: WorkloadTarget,
+  ) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.tick(), TICK_MS);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.budget = 0;
+  }
+
+  update(spec: WorkloadSpec): void {
+    this.spec = spec;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.busy || this.spec.pattern === "idle" || this.spec.rateMiBps <= 0) return;
+    this.busy = true;
+    try {
+      this.budget = Math.min(this.budget + (this.spec.rateMiBps * MiB * TICK_MS) / 1000, 4 * this.spec.rateMiBps * MiB + MiB);
+      while (this.budget > 0 && this.timer) {
+        const disk = this.target.disks[randomInt(this.target.disks.length)]!;
+        const n = await this.writeOne(disk.index, disk.sizeBytes);
+        this.budget -= n;
+        this.bytesWritten += n;
+      }
+    } catch (err) {
+      this.target.onError(err);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async writeOne(disk: number, size: number): Promise<number> {
+    if (this.spec.pattern === "random-4k") {
+      const buf = Buffer.allocUnsafe(4096);
+      fillGuestData(buf);
+      await this.target.write(disk, randomInt(size / 4096) * 4096, buf);
+      return buf.length;
+    }
+    const len = Math.min(MiB, size);
+    if (this.seqPos + len > size) this.seqPos = 0;
+    const buf = Buffer.allocUnsafe(len);
+    fillGuestData(buf);
+    await this.target.write(disk, this.seqPos, buf);
+    this.seqPos += len;
+    return len;
+  }
+}

@@ -1,0 +1,196 @@
+/** Replication on this host: enabling, pausing, removing; the primaries' schedules. */
+import { randomUUID } from "node:crypto";
+import type { EnableReplicationBody } from "../../shared/agent-api.js";
+import type { LabHypervisor } from "../hypervisor/lab/lab-hypervisor.js";
+import { emptyStats, type PrimaryRecord, type RelationshipRecord } from "../state/relationships.js";
+import { AgentError, badRequest, conflict, notFound } from "../errors.js";
+import { PeerError } from "../transport/peer-client.js";
+import { PrimaryReplication, type CycleOutcome, type PrimaryDeps } from "./primary.js";
+import type { ReplicaStore } from "./replica-store.js";
+
+const LOSS_REASONS: Record<string, string> = {
+  "host-crash": "the host restarted without a clean shutdown, so changes written just before may not be tracked",
+  "disk-modified-while-off": "a disk image was modified while change tracking was off",
+  "log-missing": "the change-tracking log is missing",
+  "log-corrupt": "the change-tracking log is damaged",
+};
+
+export class ReplicationManager {
+  private readonly primaries = new Map<string, PrimaryReplication>();
+
+  constructor(
+    private readonly hostName: string,
+    private readonly hypervisor: LabHypervisor,
+    readonly replicas: ReplicaStore,
+    private readonly deps: PrimaryDeps,
+  ) {
+    hypervisor.powerGuards.push((vm, action) => {
+      if (action === "start" && this.primaryOf(vm.id)?.record.state === "Prepared for planned failover") {
+        throw conflict(`'${vm.config.name}' is prepared for planned failover and may not start here; cancel the failover first`);
+      }
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.replicas.start();
+    for (const rec of this.deps.repo.all()) {
+      if (rec.role !== "primary") continue;
+      const vm = this.hypervisor.find(rec.vmId);
+      if (!vm) {
+        this.deps.events.emit({ severity: "error", kind: "replication.vm-missing", relationshipId: rec.id, vmId: rec.vmId, message: `Replication of '${rec.vmName}' cannot run: its virtual machine is missing on this host.` });
+        continue;
+      }
+      const p = new PrimaryReplication({ ...rec, reconcile: true }, vm, this.deps);
+      this.primaries.set(rec.id, p);
+      const lost = await vm.resumeTracking(rec.disks.map((d) => d.index));
+      if (lost.size > 0) {
+        const why = [...lost].map(([disk, r]) => `disk ${disk}: ${LOSS_REASONS[r] ?? r}`).join("; ");
+        p.setState("Resynchronization required", `Change tracking was lost (${why}). A resynchronization must compare the disks before replication can continue.`);
+      }
+      p.start();
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const p of this.primaries.values()) await p.stop();
+  }
+
+  private primaryOf(vmId: string): PrimaryReplication | undefined {
+    for (const p of this.primaries.values()) if (p.record.vmId === vmId) return p;
+    return undefined;
+  }
+
+  isReplicated(vmId: string): boolean {
+    return this.deps.repo.byVm(vmId).length > 0;
+  }
+
+  forVm(vmId: string): RelationshipRecord[] {
+    return this.deps.repo.byVm(vmId).map((r) => (r.role === "primary" ? (this.primaries.get(r.id)?.record ?? r) : r));
+  }
+
+  all(): RelationshipRecord[] {
+    return this.deps.repo.all().map((r) => (r.role === "primary" ? (this.primaries.get(r.id)?.record ?? r) : r));
+  }
+
+  private primaryFor(vmId: string): PrimaryReplication {
+    this.hypervisor.get(vmId);
+    const p = this.primaryOf(vmId);
+    if (!p) throw conflict(`virtual machine ${vmId} is not a primary of replication on this host`);
+    return p;
+  }
+
+  private oneFor(vmId: string): RelationshipRecord {
+    this.hypervisor.get(vmId);
+    const recs = this.forVm(vmId);
+    if (recs.length === 0) throw notFound(`replication is not enabled for virtual machine ${vmId}; enable it first`);
+    return recs.find((r) => r.role === "primary") ?? recs[0]!;
+  }
+
+  async enable(vmId: string, body: EnableReplicationBody): Promise<PrimaryRecord> {
+    const vm = this.hypervisor.get(vmId);
+    if (vm.config.replicaOf) throw conflict(`'${vm.config.name}' is a Replica virtual machine; replication is enabled on its primary server`);
+    if (this.isReplicated(vmId)) throw conflict(`replication is already enabled for '${vm.config.name}'`);
+    if (body.replicaServer === this.hostName) throw badRequest(`replicaServer '${body.replicaServer}' is this host; choose another server as the Replica server`);
+    const indexes = body.disks ?? vm.config.disks.map((d) => d.index);
+    for (const i of indexes) {
+      if (!vm.config.disks.some((d) => d.index === i)) throw badRequest(`disks: '${vm.config.name}' has no disk ${i}; its disks are ${vm.config.disks.map((d) => d.index).join(", ")}`);
+    }
+    const disks = vm.config.disks.filter((d) => indexes.includes(d.index)).map((d) => ({ index: d.index, sizeBytes: d.sizeBytes }));
+    const rec: PrimaryRecord = {
+      id: randomUUID(),
+      role: "primary",
+      vmId,
+      vmName: vm.config.name,
+      replicaServer: body.replicaServer,
+      replicaPort: body.replicaPort,
+      authMode: body.authMode,
+      compression: body.compression,
+      frequencySeconds: body.frequencySeconds,
+      disks,
+      state: "Ready for initial replication",
+      createdAt: new Date().toISOString(),
+      lastSyncAt: null,
+      lastAckedSeq: -1,
+      reconcile: false,
+      stats: emptyStats(),
+      reason: null,
+    };
+    const p = new PrimaryReplication(rec, vm, this.deps);
+    try {
+      await this.deps.peers.json(p.target, "POST", "/replication/v1/relationships", {
+        relationshipId: rec.id,
+        vmId,
+        vmName: vm.config.name,
+        cpus: vm.config.cpus,
+        memoryMiB: vm.config.memoryMiB,
+        disks,
+        frequencySeconds: rec.frequencySeconds,
+      });
+    } catch (err) {
+      const msg = `the Replica server ${body.replicaServer}:${body.replicaPort} did not accept the replica: ${(err as Error).message}`;
+      this.deps.events.emit({ severity: "error", kind: "replication.enable-failed", vmId, message: `Enabling replication of '${vm.config.name}' failed: ${msg}` });
+      if (err instanceof PeerError && err.status >= 400 && err.status < 500) throw new AgentError(409, "REPLICA_REFUSED", msg, { peerStatus: err.status, peerCode: err.code });
+      throw new AgentError(502, "REPLICA_UNREACHABLE", msg);
+    }
+    await vm.startTracking(disks.map((d) => d.index), true);
+    this.deps.repo.save(rec);
+    this.primaries.set(rec.id, p);
+    this.deps.events.emit({
+      severity: "info",
+      kind: "replication.enabled",
+      vmId,
+      relationshipId: rec.id,
+      message: `Replication of '${vm.config.name}' to ${body.replicaServer} was enabled (every ${rec.frequencySeconds} s, ${body.authMode.toUpperCase()}, compression ${body.compression ? "on" : "off"}).`,
+    });
+    if (body.startInitialReplication) p.start();
+    return p.record;
+  }
+
+  async update(vmId: string, patch: { frequencySeconds?: number; compression?: boolean }): Promise<PrimaryRecord> {
+    const p = this.primaryFor(vmId);
+    const rec = p.update(patch);
+    if (patch.frequencySeconds !== undefined) p.start();
+    return rec;
+  }
+
+  async replicateNow(vmId: string): Promise<CycleOutcome> {
+    const p = this.primaryFor(vmId);
+    if (p.record.state === "Ready for initial replication") p.setState("Initial replication in progress");
+    const outcome = await p.replicateNow();
+    if (!outcome) throw conflict(`replication of '${p.record.vmName}' is ${p.record.state}; no cycle can run in that state`, { state: p.record.state });
+    return outcome;
+  }
+
+  async pause(vmId: string): Promise<RelationshipRecord> {
+    const rec = this.oneFor(vmId);
+    if (rec.state === "Suspended") throw conflict(`replication of '${rec.vmName}' is already paused`);
+    if (rec.role === "replica") return this.replicas.setState(rec.id, "Suspended");
+    const p = this.primaries.get(rec.id)!;
+    await p.stop();
+    p.setState("Suspended");
+    return p.record;
+  }
+
+  async resume(vmId: string): Promise<RelationshipRecord> {
+    const rec = this.oneFor(vmId);
+    if (rec.state !== "Suspended") throw conflict(`replication of '${rec.vmName}' is not paused (it is ${rec.state})`);
+    if (rec.role === "replica") return this.replicas.setState(rec.id, "Replicating");
+    const p = this.primaries.get(rec.id)!;
+    p.setState(p.record.lastAckedSeq < 0 ? "Initial replication in progress" : "Replicating");
+    p.update({ reconcile: true });
+    p.start();
+    void p.replicateNow();
+    return p.record;
+  }
+
+  async remove(vmId: string): Promise<void> {
+    const rec = this.oneFor(vmId);
+    if (rec.role === "replica") return this.replicas.remove(rec.id);
+    const p = this.primaries.get(rec.id)!;
+    await p.stop();
+    await p.vm.stopTracking();
+    this.primaries.delete(rec.id);
+    this.deps.repo.delete(rec.id);
+    this.deps.events.emit({ severity: "info", kind: "replication.removed", vmId, relationshipId: rec.id, message: `Replication of '${rec.vmName}' was removed on the primary server.` });
+  }
+}

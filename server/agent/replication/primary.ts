@@ -1,0 +1,205 @@
+/**
+ * One primary relationship: its schedule and its cycles.
+ *
+ * freeze → read frozen extents → frame, compress, checksum → stream → the replica makes it
+ * durable and applies it → ack → commit. Any failure gives the frozen extents back to the
+ * next cycle, so nothing is ever lost; the next attempt first asks the replica which cycle
+ * it holds (the ack may have been lost after a successful apply).
+ */
+import type { FrozenCycle, ReplicableVm } from "../hypervisor/types.js";
+import type { EventLog } from "../state/events.js";
+import type { PrimaryRecord, RelationshipRepo } from "../state/relationships.js";
+import type { PeerClient, PeerTarget } from "../transport/peer-client.js";
+import { PeerError } from "../transport/peer-client.js";
+import type { CodecPool } from "./codec-pool.js";
+import { cycleStream, type SendStats } from "./sender.js";
+import type { CycleAck } from "./replica-store.js";
+
+const RETRY_MIN_MS = 1000;
+
+export interface PrimaryDeps {
+  repo: RelationshipRepo;
+  events: EventLog;
+  pool: CodecPool;
+  peers: PeerClient;
+  /** HTTP mode: the shared token signing the stream. */
+  token?: string;
+}
+
+export interface CycleOutcome {
+  seq: number;
+  ok: boolean;
+  changedBytes: number;
+  wireBytes: number;
+  error?: string;
+}
+
+export class PrimaryReplication {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<CycleOutcome | undefined> | undefined;
+  private retryMs = RETRY_MIN_MS;
+  private stopped = false;
+
+  constructor(
+    private rec: PrimaryRecord,
+    readonly vm: ReplicableVm,
+    private readonly deps: PrimaryDeps,
+  ) {}
+
+  get record(): PrimaryRecord {
+    return this.rec;
+  }
+
+  get target(): PeerTarget {
+    return { server: this.rec.replicaServer, port: this.rec.replicaPort, mode: this.rec.authMode };
+  }
+
+  update(patch: Partial<PrimaryRecord>): PrimaryRecord {
+    this.rec = { ...this.rec, ...patch };
+    this.deps.repo.save(this.rec);
+    return this.rec;
+  }
+
+  private event(severity: "info" | "warning" | "error", kind: string, message: string, data?: Record<string, unknown>): void {
+    this.deps.events.emit({ severity, kind, vmId: this.rec.vmId, relationshipId: this.rec.id, message, data });
+  }
+
+  setState(state: PrimaryRecord["state"], reason: string | null = null): void {
+    if (this.rec.state === state && this.rec.reason === reason) return;
+    const from = this.rec.state;
+    this.update({ state, reason });
+    this.event(state === "Error" || state === "Resynchronization required" ? "error" : "info", "replication.state", `Replication of '${this.rec.vmName}' changed from ${from} to ${state}${reason ? `: ${reason}` : ""}.`, {
+      from,
+      to: state,
+    });
+  }
+
+  /** Cycles run only in these states. */
+  private get active(): boolean {
+    return ["Initial replication in progress", "Replicating", "Error"].includes(this.rec.state);
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(this.rec.lastAckedSeq < 0 ? 0 : this.rec.frequencySeconds * 1000);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private schedule(ms: number): void {
+    clearTimeout(this.timer);
+    if (this.stopped || !this.active) return;
+    this.timer = setTimeout(() => void this.tick(), ms);
+  }
+
+  private async tick(): Promise<void> {
+    const startedAt = Date.now();
+    const outcome = await this.runCycle();
+    if (!outcome) return;
+    if (outcome.ok) {
+      this.retryMs = RETRY_MIN_MS;
+      const period = this.rec.frequencySeconds * 1000;
+      const elapsed = Date.now() - startedAt;
+      if (elapsed > period) this.update({ stats: { ...this.rec.stats, missedCycles: this.rec.stats.missedCycles + Math.floor(elapsed / period) } });
+      this.schedule(Math.max(0, period - elapsed));
+    } else {
+      this.schedule(this.retryMs);
+      this.retryMs = Math.min(this.retryMs * 2, this.rec.frequencySeconds * 1000);
+    }
+  }
+
+  /** Runs one cycle now (waiting for one in progress first). */
+  async replicateNow(): Promise<CycleOutcome | undefined> {
+    while (this.running) await this.running;
+    const outcome = await this.runCycle();
+    if (outcome?.ok) this.schedule(this.rec.frequencySeconds * 1000);
+    return outcome;
+  }
+
+  private runCycle(): Promise<CycleOutcome | undefined> {
+    if (this.running) return this.running;
+    if (!this.active) return Promise.resolve(undefined);
+    this.running = this.cycle().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async reconcile(): Promise<void> {
+    const status = await this.deps.peers.json<{ lastAppliedSeq: number; state: string }>(
+      this.target,
+      "GET",
+      `/replication/v1/relationships/${this.rec.id}`,
+    );
+    if (status.lastAppliedSeq !== this.rec.lastAckedSeq) {
+      this.event("info", "replication.reconciled", `The Replica server holds cycle ${status.lastAppliedSeq} of '${this.rec.vmName}'; continuing from there.`, {
+        was: this.rec.lastAckedSeq,
+        now: status.lastAppliedSeq,
+      });
+    }
+    this.update({ lastAckedSeq: status.lastAppliedSeq, reconcile: false });
+  }
+
+  private async cycle(): Promise<CycleOutcome> {
+    const startedAt = new Date();
+    const stats: SendStats = { changedBytes: 0, dataBytes: 0, wireBytes: 0, frames: 0 };
+    let seq = this.rec.lastAckedSeq + 1;
+    let frozen: FrozenCycle | undefined;
+    try {
+      if (this.rec.reconcile) {
+        await this.reconcile();
+        seq = this.rec.lastAckedSeq + 1;
+      }
+      const initial = this.rec.lastAckedSeq < 0;
+      if (initial) this.setState("Initial replication in progress");
+      frozen = await this.vm.freeze(this.rec.disks.map((d) => d.index));
+      const base = this.rec.lastAckedSeq;
+      const ack = await this.deps.peers.stream<CycleAck>(
+        this.target,
+        `/replication/v1/relationships/${this.rec.id}/cycles/${seq}?base=${base}`,
+        cycleStream(frozen, this.deps.pool, { seq, compress: this.rec.compression, macKey: this.rec.authMode === "http" ? this.deps.token : undefined }, stats),
+      );
+      if (ack.seq !== seq) throw new Error(`the Replica server acknowledged cycle ${ack.seq} instead of ${seq}`);
+      await frozen.commit();
+      frozen = undefined;
+      const latency = Date.now() - startedAt.getTime();
+      this.update({
+        lastAckedSeq: seq,
+        lastSyncAt: new Date().toISOString(),
+        stats: {
+          ...this.rec.stats,
+          successfulCycles: this.rec.stats.successfulCycles + 1,
+          changedBytes: this.rec.stats.changedBytes + stats.dataBytes,
+          wireBytes: this.rec.stats.wireBytes + stats.wireBytes,
+          maxCycleBytes: Math.max(this.rec.stats.maxCycleBytes, stats.wireBytes),
+          totalLatencyMs: this.rec.stats.totalLatencyMs + latency,
+        },
+      });
+      this.deps.repo.recordCycle({ relationshipId: this.rec.id, seq, status: "acknowledged", startedAt: startedAt.toISOString(), changedBytes: stats.dataBytes, wireBytes: stats.wireBytes });
+      this.setState("Replicating");
+      this.event("info", initial ? "replication.initial-complete" : "replication.cycle", initial
+        ? `Initial replication of '${this.rec.vmName}' completed: ${stats.dataBytes} bytes of data, ${stats.wireBytes} bytes sent.`
+        : `Cycle ${seq} of '${this.rec.vmName}' replicated: ${stats.dataBytes} bytes changed, ${stats.wireBytes} bytes sent.`, {
+        seq,
+        changedBytes: stats.dataBytes,
+        wireBytes: stats.wireBytes,
+        latencyMs: latency,
+      });
+      return { seq, ok: true, changedBytes: stats.dataBytes, wireBytes: stats.wireBytes };
+    } catch (err) {
+      if (frozen) await frozen.release();
+      const message = (err as Error).message;
+      this.update({ reconcile: true, stats: { ...this.rec.stats, failedCycles: this.rec.stats.failedCycles + 1, lastError: message } });
+      this.deps.repo.recordCycle({ relationshipId: this.rec.id, seq, status: "failed", startedAt: startedAt.toISOString(), changedBytes: stats.dataBytes, wireBytes: stats.wireBytes, error: message });
+      const refused = err instanceof PeerError && (err.status === 401 || err.status === 403);
+      this.event("error", "replication.cycle-failed", `Cycle ${seq} of '${this.rec.vmName}' failed and will be retried; its changes stay pending: ${message}`, {
+        seq,
+        status: err instanceof PeerError ? err.status : undefined,
+      });
+      if (this.rec.lastAckedSeq >= 0 || refused) this.setState("Error", message);
+      return { seq, ok: false, changedBytes: stats.dataBytes, wireBytes: stats.wireBytes, error: message };
+    }
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The replica's side of a cycle: every frame is checked (checksum, cycle, order, bounds)
+ * before anything is written; the end frame proves nothing was dropped or injected.
+ */
+import { timingSafeEqual } from "node:crypto";
+import { FLAG_ZSTD, FrameError, FrameType, readFrames, type EndPayload, type FrameHeader } from "./frames.js";
+import { streamMac } from "./sender.js";
+
+export interface ReceiveExpectations {
+  seq: number;
+  disks: Map<number, number>;
+  macKey?: string;
+  blockSize?: number;
+}
+
+export interface ReceivedFrame {
+  header: FrameHeader;
+  headerBuf: Buffer;
+  payload: Buffer;
+}
+
+export interface ReceiveResult {
+  frames: number;
+  dataBytes: number;
+  wireBytes: number;
+}
+
+/** Verifies the stream frame by frame and hands each data or zero frame to `sink`. */
+export async function receiveCycle(
+  source: AsyncIterable<Buffer>,
+  expect: ReceiveExpectations,
+  sink: (f: ReceivedFrame) => Promise<void>,
+): Promise<ReceiveResult> {
+  const blockSize = expect.blockSize ?? 512;
+  const mac = expect.macKey ? streamMac(expect.macKey, expect.seq) : undefined;
+  let index = 0;
+  let dataBytes = 0;
+  let wireBytes = 0;
+  for await (const f of readFrames(source)) {
+    const h = f.header;
+    if (h.seq !== expect.seq) throw new FrameError(`frame belongs to cycle ${h.seq}, not ${expect.seq}: replayed or misdirected data`);
+    if (h.index !== index) throw new FrameError(`frame ${h.index} arrived where frame ${index} was expected: replayed, dropped or reordered data`);
+    index++;
+    if (h.type === FrameType.End) {
+      let end: EndPayload;
+      try {
+        end = JSON.parse(f.payload.toString("utf8")) as EndPayload;
+      } catch {
+        throw new FrameError("end frame is not valid JSON");
+      }
+      if (end.frames !== h.index || end.dataBytes !== dataBytes) {
+        throw new FrameError(`end frame counts ${end.frames} frames and ${end.dataBytes} bytes, received ${h.index} and ${dataBytes}`);
+      }
+      if (mac) {
+        const want = mac.digest();
+        const got = Buffer.from(end.mac ?? "", "hex");
+        if (got.length !== want.length || !timingSafeEqual(got, want)) throw new FrameError("stream signature does not match the shared token: data was altered in transit");
+      }
+      return { frames: h.index, dataBytes, wireBytes: wireBytes + f.headerBuf.length + f.payload.length };
+    }
+    mac?.update(f.headerBuf).update(f.payload);
+    wireBytes += f.headerBuf.length + f.payload.length;
+    const size = expect.disks.get(h.disk);
+    if (size === undefined) throw new FrameError(`frame for disk ${h.disk}, which this relationship does not replicate`);
+    if (h.type !== FrameType.Data && h.type !== FrameType.Zero) throw new FrameError(`unknown frame type ${h.type}`);
+    if (h.offset % blockSize !== 0 || h.length % blockSize !== 0 || h.length === 0 || h.offset + h.length > size) {
+      throw new FrameError(`frame range ${h.offset}+${h.length} is misaligned or outside disk ${h.disk} (${size} bytes)`);
+    }
+    if (h.type === FrameType.Data && (h.flags & FLAG_ZSTD) === 0 && h.payloadLength !== h.length) {
+      throw new FrameError(`uncompressed frame carries ${h.payloadLength} bytes for a ${h.length}-byte range`);
+    }
+    if (h.type === FrameType.Data) dataBytes += h.length;
+    await sink(f);
+  }
+  throw new FrameError("stream ended without its end frame: the transfer was truncated");
+}

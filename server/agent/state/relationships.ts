@@ -1,0 +1,110 @@
+/** Replication relationships as the agent persists them (one JSON record per row). */
+import type { Db } from "./db.js";
+import type { AuthMode, ReplicationState } from "../../shared/replication.js";
+
+export interface CycleStats {
+  since: string;
+  successfulCycles: number;
+  failedCycles: number;
+  missedCycles: number;
+  changedBytes: number;
+  wireBytes: number;
+  maxCycleBytes: number;
+  totalLatencyMs: number;
+  lastError: string | null;
+}
+
+interface Common {
+  id: string;
+  vmId: string;
+  vmName: string;
+  state: ReplicationState;
+  frequencySeconds: number;
+  disks: { index: number; sizeBytes: number }[];
+  createdAt: string;
+  lastSyncAt: string | null;
+  stats: CycleStats;
+  /** Why the relationship needs attention (resynchronization required, errors). */
+  reason: string | null;
+}
+
+export interface PrimaryRecord extends Common {
+  role: "primary";
+  replicaServer: string;
+  replicaPort: number;
+  authMode: AuthMode;
+  compression: boolean;
+  /** Highest cycle the replica acknowledged; -1 before the initial copy completed. */
+  lastAckedSeq: number;
+  /** Ask the replica where it stands before the next cycle (after a failure or restart). */
+  reconcile: boolean;
+}
+
+export interface ReplicaRecord extends Common {
+  role: "replica";
+  primaryServer: string;
+  trustGroup: string;
+  storageDir: string;
+  /** Highest cycle applied to the replica disks; -1 before the initial copy completed. */
+  lastAppliedSeq: number;
+  /** A cycle made durable on the replica whose apply must be (re)done after a crash. */
+  staged: { seq: number; file: string } | null;
+}
+
+export type RelationshipRecord = PrimaryRecord | ReplicaRecord;
+
+export function emptyStats(): CycleStats {
+  return {
+    since: new Date().toISOString(),
+    successfulCycles: 0,
+    failedCycles: 0,
+    missedCycles: 0,
+    changedBytes: 0,
+    wireBytes: 0,
+    maxCycleBytes: 0,
+    totalLatencyMs: 0,
+    lastError: null,
+  };
+}
+
+export class RelationshipRepo {
+  constructor(private readonly db: Db) {}
+
+  all(): RelationshipRecord[] {
+    return (this.db.prepare("SELECT record FROM relationships").all() as { record: string }[]).map((r) => JSON.parse(r.record) as RelationshipRecord);
+  }
+
+  get(id: string): RelationshipRecord | undefined {
+    const row = this.db.prepare("SELECT record FROM relationships WHERE id = ?").get(id) as { record: string } | undefined;
+    return row ? (JSON.parse(row.record) as RelationshipRecord) : undefined;
+  }
+
+  byVm(vmId: string): RelationshipRecord[] {
+    return (this.db.prepare("SELECT record FROM relationships WHERE vm_id = ?").all(vmId) as { record: string }[]).map(
+      (r) => JSON.parse(r.record) as RelationshipRecord,
+    );
+  }
+
+  save(rec: RelationshipRecord): void {
+    this.db
+      .prepare(
+        "INSERT INTO relationships (id, vm_id, role, record) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+      )
+      .run(rec.id, rec.vmId, rec.role, JSON.stringify(rec));
+  }
+
+  delete(id: string): void {
+    this.db.prepare("DELETE FROM relationships WHERE id = ?").run(id);
+  }
+
+  recordCycle(c: { relationshipId: string; seq: number; status: string; startedAt: string; changedBytes: number; wireBytes: number; error?: string }): void {
+    this.db
+      .prepare(
+        "INSERT INTO cycles (relationship_id, seq, status, started_at, finished_at, changed_bytes, wire_bytes, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      )
+      .run(c.relationshipId, c.seq, c.status, c.startedAt, new Date().toISOString(), c.changedBytes, c.wireBytes, c.error ?? null);
+    this.db
+      .prepare("DELETE FROM cycles WHERE relationship_id = ? AND id <= (SELECT MAX(id) FROM cycles WHERE relationship_id = ?) - 5000")
+      .run(c.relationshipId, c.relationshipId);
+  }
+}

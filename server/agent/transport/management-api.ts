@@ -1,0 +1,212 @@
+/** The management API (/api/v1): what the console, the CLI and the tests call. */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { join } from "node:path";
+import type { FastifyInstance, FastifyReply } from "fastify";
+import { z } from "zod";
+import {
+  CreateVmBody,
+  DiskReadQuery,
+  DiskWriteQuery,
+  EnableReplicationBody,
+  EventsQuery,
+  PowerAction,
+  ReplicaServerSettings,
+  UpdateReplicationBody,
+  VmId,
+  WorkloadSpec,
+} from "../../shared/agent-api.js";
+import type { LabHypervisor } from "../hypervisor/lab/lab-hypervisor.js";
+import type { LabVm } from "../hypervisor/lab/lab-vm.js";
+import type { ReplicationManager } from "../replication/manager.js";
+import type { EventLog } from "../state/events.js";
+import { AgentError } from "../errors.js";
+import { parse } from "./http-common.js";
+
+export interface ManagementContext {
+  hostName: string;
+  version: string;
+  startedAt: string;
+  token?: string;
+  hypervisor: LabHypervisor;
+  replication: ReplicationManager;
+  events: EventLog;
+  getReplicaSettings(): ReplicaServerSettings;
+  setReplicaSettings(s: ReplicaServerSettings): Promise<ReplicaServerSettings>;
+  capabilities(): { https: boolean; http: boolean };
+}
+
+const VmParams = z.object({ vmId: VmId });
+const DiskParams = z.object({ vmId: VmId, disk: z.coerce.number().int().min(0).max(3, "disk must be 0-3") });
+const MiB = 1024 * 1024;
+
+function vmView(vm: LabVm, ctx: ManagementContext) {
+  const c = vm.config;
+  const running = c.state === "Running" || c.state === "Paused";
+  return {
+    id: c.id,
+    name: c.name,
+    state: c.state,
+    cpus: c.cpus,
+    memoryMiB: c.memoryMiB,
+    assignedMemoryMiB: running ? c.memoryMiB : 0,
+    uptimeSeconds: running ? Math.floor((Date.now() - Date.parse(c.stateChangedAt)) / 1000) : 0,
+    disks: c.disks.map((d) => ({ index: d.index, sizeBytes: d.sizeBytes })),
+    workload: c.workload,
+    networkConnected: c.networkConnected,
+    isReplica: Boolean(c.replicaOf),
+    createdAt: c.createdAt,
+    replication: ctx.replication.forVm(c.id),
+  };
+}
+
+export function registerManagementApi(app: FastifyInstance, ctx: ManagementContext): void {
+  app.addContentTypeParser("application/octet-stream", { parseAs: "buffer", bodyLimit: 64 * MiB }, (_req, body, done) => done(null, body));
+
+  if (ctx.token) {
+    const want = Buffer.from(`Bearer ${ctx.token}`);
+    app.addHook("onRequest", async (req) => {
+      if (req.raw.socket && "authorized" in req.raw.socket && (req.raw.socket as { authorized: boolean }).authorized) return;
+      const got = Buffer.from(req.headers.authorization ?? "");
+      if (got.length !== want.length || !timingSafeEqual(got, want)) {
+        throw new AgentError(401, "UNAUTHENTICATED", "missing or wrong management token: send 'Authorization: Bearer <management.token>'");
+      }
+    });
+  }
+
+  app.get("/api/v1/host", async () => ({
+    hostName: ctx.hostName,
+    version: ctx.version,
+    hypervisor: "lab",
+    startedAt: ctx.startedAt,
+    replicaServer: ctx.getReplicaSettings(),
+    capabilities: ctx.capabilities(),
+    vmCount: ctx.hypervisor.list().length,
+  }));
+
+  app.get("/api/v1/vms", async () => ctx.hypervisor.list().map((vm) => vmView(vm, ctx)));
+
+  app.post("/api/v1/vms", async (req, reply) => {
+    const body = parse(CreateVmBody, req.body, "body");
+    const vm = await ctx.hypervisor.create(body);
+    return reply.status(201).send(vmView(vm, ctx));
+  });
+
+  app.get("/api/v1/vms/:vmId", async (req) => vmView(ctx.hypervisor.get(parse(VmParams, req.params, "params").vmId), ctx));
+
+  app.delete("/api/v1/vms/:vmId", async (req, reply) => {
+    const { vmId } = parse(VmParams, req.params, "params");
+    await ctx.hypervisor.delete(vmId, (id) => ctx.replication.isReplicated(id));
+    return reply.status(204).send();
+  });
+
+  app.post("/api/v1/vms/:vmId/power", async (req) => {
+    const { vmId } = parse(VmParams, req.params, "params");
+    const { action } = parse(z.object({ action: PowerAction }), req.body, "body");
+    await ctx.hypervisor.power(vmId, action);
+    return vmView(ctx.hypervisor.get(vmId), ctx);
+  });
+
+  app.put("/api/v1/vms/:vmId/workload", async (req) => {
+    const { vmId } = parse(VmParams, req.params, "params");
+    await ctx.hypervisor.setWorkload(vmId, parse(WorkloadSpec, req.body, "body"));
+    return vmView(ctx.hypervisor.get(vmId), ctx);
+  });
+
+  app.put("/api/v1/vms/:vmId/disks/:disk/data", async (req) => {
+    const { vmId, disk } = parse(DiskParams, req.params, "params");
+    const { offset } = parse(DiskWriteQuery, req.query, "query");
+    if (!Buffer.isBuffer(req.body) || req.body.length === 0) {
+      throw new AgentError(400, "VALIDATION", "body: send the bytes to write as application/octet-stream (1 byte to 64 MiB)");
+    }
+    const vm = ctx.hypervisor.get(vmId);
+    if (vm.config.replicaOf) throw new AgentError(409, "CONFLICT", `'${vm.config.name}' is a Replica virtual machine; its disks change only by replication`);
+    await vm.guestWrite(disk, offset, req.body);
+    return { written: req.body.length, offset };
+  });
+
+  app.get("/api/v1/vms/:vmId/disks/:disk/data", async (req, reply) => {
+    const { vmId, disk } = parse(DiskParams, req.params, "params");
+    const { offset, length } = parse(DiskReadQuery, req.query, "query");
+    const vm = ctx.hypervisor.get(vmId);
+    const data = await vm.queue.run(() => vm.disk(disk).read(offset, length));
+    return reply.type("application/octet-stream").send(data);
+  });
+
+  app.get("/api/v1/vms/:vmId/disks/:disk/hash", async (req) => {
+    const { vmId, disk } = parse(DiskParams, req.params, "params");
+    const vm = ctx.hypervisor.get(vmId);
+    const d = vm.disk(disk);
+    // Guest writes wait while hashing, so the hash is of one point in time.
+    const sha256 = await ctx.replication.replicas.exclusive(vmId, () =>
+      vm.queue.run(async () => {
+        const h = createHash("sha256");
+        for await (const chunk of createReadStream(join(vm.dir, vm.config.disks[disk]!.file), { highWaterMark: 4 * MiB })) h.update(chunk as Buffer);
+        return h.digest("hex");
+      }),
+    );
+    return { vmId, disk, sizeBytes: d.sizeBytes, sha256 };
+  });
+
+  app.get("/api/v1/replica-server", async () => ctx.getReplicaSettings());
+  app.put("/api/v1/replica-server", async (req) => ctx.setReplicaSettings(parse(ReplicaServerSettings, req.body, "body")));
+
+  app.get("/api/v1/replication", async () => ctx.replication.all());
+  app.get("/api/v1/vms/:vmId/replication", async (req) => {
+    const { vmId } = parse(VmParams, req.params, "params");
+    ctx.hypervisor.get(vmId);
+    return ctx.replication.forVm(vmId);
+  });
+  app.post("/api/v1/vms/:vmId/replication", async (req, reply) => {
+    const { vmId } = parse(VmParams, req.params, "params");
+    const rec = await ctx.replication.enable(vmId, parse(EnableReplicationBody, req.body, "body"));
+    return reply.status(201).send(rec);
+  });
+  app.patch("/api/v1/vms/:vmId/replication", async (req) => {
+    const { vmId } = parse(VmParams, req.params, "params");
+    return ctx.replication.update(vmId, parse(UpdateReplicationBody, req.body, "body"));
+  });
+  app.delete("/api/v1/vms/:vmId/replication", async (req, reply) => {
+    const { vmId } = parse(VmParams, req.params, "params");
+    await ctx.replication.remove(vmId);
+    return reply.status(204).send();
+  });
+  app.post("/api/v1/vms/:vmId/replication/pause", async (req) => ctx.replication.pause(parse(VmParams, req.params, "params").vmId));
+  app.post("/api/v1/vms/:vmId/replication/resume", async (req) => ctx.replication.resume(parse(VmParams, req.params, "params").vmId));
+  app.post("/api/v1/vms/:vmId/replication/replicate-now", async (req) =>
+    ctx.replication.replicateNow(parse(VmParams, req.params, "params").vmId),
+  );
+
+  app.get("/api/v1/events", async (req) => {
+    const q = parse(EventsQuery, req.query, "query");
+    return ctx.events.list(q.after, q.limit, q.vmId);
+  });
+
+  app.get("/api/v1/events/stream", (req, reply) => streamEvents(req.headers["last-event-id"], req.query, reply, ctx.events));
+}
+
+/** Server-sent events: the backlog after Last-Event-ID (or ?after=), then live events. */
+function streamEvents(lastId: string | string[] | undefined, query: unknown, reply: FastifyReply, events: EventLog): void {
+  const q = parse(EventsQuery, query, "query");
+  let after = typeof lastId === "string" && /^\d+$/.test(lastId) ? Number(lastId) : q.after;
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+  res.write(": replica-manager agent event stream\n\n");
+  const send = (e: { id: number }) => {
+    if (e.id <= after) return;
+    after = e.id;
+    res.write(`id: ${e.id}\nevent: agent-event\ndata: ${JSON.stringify(e)}\n\n`);
+  };
+  const live: { id: number }[] = [];
+  let backfilling = true;
+  const unsubscribe = events.subscribe((e) => (backfilling ? live.push(e) : send(e)));
+  for (let batch = events.list(after, 1000); batch.length; batch = events.list(after, 1000)) batch.forEach(send);
+  live.forEach(send);
+  backfilling = false;
+  const ping = setInterval(() => res.write(": ping\n\n"), 15_000);
+  res.on("close", () => {
+    clearInterval(ping);
+    unsubscribe();
+  });
+}

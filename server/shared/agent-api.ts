@@ -1,0 +1,153 @@
+/**
+ * Bodies of the agent's management API (/api/v1) and of the agent-to-agent replication API
+ * (/replication/v1). The console and the CLI import these same schemas, so a field renamed
+ * here breaks their build rather than their users.
+ */
+import { z } from "zod";
+import { AuthMode, ReplicationFrequency, WorkloadPattern } from "./replication.js";
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+export const VmName = z
+  .string()
+  .trim()
+  .min(1, "name must not be empty")
+  .max(100, "name must be at most 100 characters")
+  .regex(/^[^/\\\0]+$/, "name must not contain slashes or NUL characters");
+
+export const VmId = z.string().uuid("vmId must be a UUID as returned by GET /api/v1/vms");
+
+/** FQDN or single-label host name, lower-cased. */
+export const HostName = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .min(1, "server name must not be empty")
+  .max(253)
+  .regex(
+    /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/,
+    "server name must be a host name or FQDN such as hv02.example.com",
+  );
+
+export const Port = z.number().int().min(1, "port must be 1-65535").max(65535, "port must be 1-65535");
+
+export const WorkloadSpec = z.object({
+  pattern: WorkloadPattern.default("idle"),
+  /** Guest write rate in MiB/s; ignored when idle. */
+  rateMiBps: z.number().min(0).max(2048, "rateMiBps must be at most 2048").default(1),
+});
+export type WorkloadSpec = z.infer<typeof WorkloadSpec>;
+
+export const DiskSpec = z.object({
+  sizeBytes: z
+    .number()
+    .int()
+    .min(MiB, "disk size must be at least 1 MiB")
+    .max(4096 * GiB, "disk size must be at most 4 TiB")
+    .refine((n) => n % 4096 === 0, "disk size must be a multiple of 4096 bytes"),
+});
+
+export const CreateVmBody = z.object({
+  name: VmName,
+  cpus: z.number().int().min(1, "cpus must be 1-64").max(64, "cpus must be 1-64").default(1),
+  memoryMiB: z.number().int().min(32, "memoryMiB must be 32-1048576").max(1048576).default(1024),
+  disks: z.array(DiskSpec).min(1, "a VM needs 1 to 4 disks").max(4, "a VM needs 1 to 4 disks"),
+  workload: WorkloadSpec.default({ pattern: "idle", rateMiBps: 1 }),
+});
+export type CreateVmBody = z.infer<typeof CreateVmBody>;
+
+export const PowerAction = z.enum(["start", "shutdown", "turn-off", "save", "pause", "resume"]);
+export type PowerAction = z.infer<typeof PowerAction>;
+
+export const DiskWriteQuery = z.object({
+  offset: z.coerce.number().int().min(0, "offset must be >= 0"),
+});
+export const DiskReadQuery = z.object({
+  offset: z.coerce.number().int().min(0, "offset must be >= 0"),
+  length: z.coerce.number().int().min(1).max(64 * MiB, "length must be at most 64 MiB"),
+});
+
+export const AuthorizationEntry = z.object({
+  /** FQDN, or one leading wildcard label such as *.example.com, or * for any. */
+  primaryServer: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .min(1, "primaryServer must not be empty")
+    .regex(
+      /^(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)$/,
+      "primaryServer must be an FQDN or one wildcard like *.example.com",
+    ),
+  storageLocation: z.string().trim().min(1, "storageLocation must be an absolute folder path").startsWith("/", "storageLocation must be an absolute folder path"),
+  trustGroup: z.string().trim().min(1, "trustGroup must not be empty").max(64).regex(/^[A-Za-z0-9_.-]+$/, "trustGroup may use letters, digits, '.', '_' and '-'"),
+});
+export type AuthorizationEntry = z.infer<typeof AuthorizationEntry>;
+
+export const ReplicaServerSettings = z
+  .object({
+    enabled: z.boolean(),
+    http: z.object({ enabled: z.boolean(), port: Port }),
+    https: z.object({ enabled: z.boolean(), port: Port }),
+    authorization: z.discriminatedUnion("mode", [
+      z.object({
+        mode: z.literal("any"),
+        defaultStorageLocation: z.string().trim().startsWith("/", "defaultStorageLocation must be an absolute folder path"),
+        trustGroup: z.string().trim().min(1).max(64).default("DEFAULT"),
+      }),
+      z.object({ mode: z.literal("entries"), entries: z.array(AuthorizationEntry).max(1000) }),
+    ]),
+  })
+  .refine((s) => !s.enabled || s.http.enabled || s.https.enabled, {
+    message: "a Replica server needs HTTP or HTTPS (or both) enabled",
+    path: ["https", "enabled"],
+  })
+  .refine((s) => !(s.http.enabled && s.https.enabled && s.http.port === s.https.port), {
+    message: "HTTP and HTTPS need different ports",
+    path: ["http", "port"],
+  });
+export type ReplicaServerSettings = z.infer<typeof ReplicaServerSettings>;
+
+export const EnableReplicationBody = z.object({
+  replicaServer: HostName,
+  replicaPort: Port,
+  authMode: AuthMode.default("https"),
+  compression: z.boolean().default(true),
+  /** Indexes of the disks to replicate; default all (exclude a swap disk here). */
+  disks: z.array(z.number().int().min(0).max(3)).min(1, "choose at least one disk").optional(),
+  frequencySeconds: ReplicationFrequency.default(300),
+  startInitialReplication: z.boolean().default(true),
+});
+export type EnableReplicationBody = z.infer<typeof EnableReplicationBody>;
+
+export const UpdateReplicationBody = z
+  .object({ frequencySeconds: ReplicationFrequency, compression: z.boolean() })
+  .partial()
+  .refine((b) => Object.keys(b).length > 0, "give at least one setting to change");
+
+export const EventsQuery = z.object({
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(200),
+  vmId: VmId.optional(),
+});
+
+/** Agent to agent: the primary asks the replica server to create the replica VM. */
+export const CreateReplicaBody = z.object({
+  relationshipId: z.string().uuid(),
+  vmId: VmId,
+  vmName: VmName,
+  cpus: z.number().int().min(1).max(64),
+  memoryMiB: z.number().int().min(32).max(1048576),
+  disks: z.array(z.object({ index: z.number().int().min(0).max(3), sizeBytes: DiskSpec.shape.sizeBytes })).min(1).max(4),
+  frequencySeconds: z.number().int().min(1).max(86400),
+});
+export type CreateReplicaBody = z.infer<typeof CreateReplicaBody>;
+
+export const CycleParams = z.object({
+  id: z.string().uuid(),
+  seq: z.coerce.number().int().min(0),
+});
+export const CycleQuery = z.object({
+  /** The replica must hold exactly this cycle before applying; -1 for the initial copy. */
+  base: z.coerce.number().int().min(-1),
+});
