@@ -1,6 +1,10 @@
 /** The pool of worker threads that compress and decompress frames. */
 import { Piscina } from "piscina";
 import { availableParallelism } from "node:os";
+import { decompress } from "zstd-napi";
+
+/** Below this a worker round trip costs more than decompressing on the spot. */
+const INLINE_DECODE_BYTES = 256 * 1024;
 
 export interface EncodedPiece {
   zero: boolean;
@@ -18,11 +22,18 @@ export class CodecPool {
     idleTimeout: 30_000,
   });
 
-  encode(data: Buffer, blockSize: number, compress: boolean, level = 1): Promise<EncodedPiece[]> {
-    return this.pool.run({ op: "encode", data, blockSize, compress, level });
+  /** Zero detection and compression of runs of disk data; pieces carry absolute offsets. */
+  encode(runs: { offset: number; data: Buffer }[], blockSize: number, compress: boolean, level = 1): Promise<EncodedPiece[]> {
+    const transferList = runs.filter((r) => r.data.byteOffset === 0 && r.data.byteLength === r.data.buffer.byteLength).map((r) => r.data.buffer);
+    return this.pool.run({ op: "encode", runs, blockSize, compress, level }, { transferList: transferList as ArrayBuffer[] });
   }
 
   async decode(payload: Uint8Array, length: number): Promise<Buffer> {
+    if (length <= INLINE_DECODE_BYTES) {
+      const out = decompress(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+      if (out.length !== length) throw new Error(`decompressed ${out.length} bytes, frame says ${length}`);
+      return out;
+    }
     const out = (await this.pool.run({ op: "decode", payload, length })) as Uint8Array;
     return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
   }

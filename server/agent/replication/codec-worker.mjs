@@ -13,15 +13,20 @@ function isZeroBlock(buf, off, len) {
  * Splits a chunk into runs of zero blocks and runs of data, compressing the data runs when
  * that saves at least 3%; incompressible data goes raw so the wire never carries more.
  */
-function encode({ data, blockSize, compress, level }) {
-  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+function encode({ runs, blockSize, compress, level }) {
   const pieces = [];
+  for (const run of runs) encodeRun(run.offset, run.data, blockSize, compress, level, pieces);
+  return pieces;
+}
+
+function encodeRun(base, data, blockSize, compress, level, pieces) {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   let runStart = 0;
   let runZero = null;
   const flush = (end) => {
     if (runZero === null || end === runStart) return;
     if (runZero) {
-      pieces.push({ zero: true, offset: runStart, length: end - runStart });
+      pieces.push({ zero: true, offset: base + runStart, length: end - runStart });
     } else {
       const raw = buf.subarray(runStart, end);
       let payload = raw;
@@ -37,7 +42,7 @@ function encode({ data, blockSize, compress, level }) {
           compressed = true;
         }
       }
-      pieces.push({ zero: false, offset: runStart, length: end - runStart, payload: new Uint8Array(payload), compressed });
+      pieces.push({ zero: false, offset: base + runStart, length: end - runStart, payload: new Uint8Array(payload), compressed });
     }
   };
   for (let off = 0; off < buf.length; off += blockSize) {
@@ -50,7 +55,6 @@ function encode({ data, blockSize, compress, level }) {
     }
   }
   flush(buf.length);
-  return pieces;
 }
 
 function decode({ payload, length }) {

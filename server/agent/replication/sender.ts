@@ -24,9 +24,9 @@ export interface SendStats {
   frames: number;
 }
 
+/** Up to chunkBytes of changed runs of one disk, encoded together in one worker task. */
 interface Chunk {
   disk: number;
-  offset: number;
   pieces: Promise<EncodedPiece[]>;
 }
 
@@ -42,11 +42,25 @@ export async function* cycleStream(cycle: FrozenCycle, pool: CodecPool, opts: Se
 
   function* chunks(): Generator<Chunk> {
     for (const disk of cycle.disks) {
-      for (const [from, to] of disk.runs(Math.max(1, Math.floor(chunkBytes / disk.blockSize)))) {
-        const pieces = disk.read(from, to).then((data) => pool.encode(data, disk.blockSize, opts.compress));
+      const maxBlocks = Math.max(1, Math.floor(chunkBytes / disk.blockSize));
+      let batch: [number, number][] = [];
+      let blocks = 0;
+      const flush = (): Chunk => {
+        const runs = batch;
+        batch = [];
+        blocks = 0;
+        const pieces = Promise.all(runs.map(async ([from, to]) => ({ offset: from * disk.blockSize, data: await disk.read(from, to) }))).then((read) =>
+          pool.encode(read, disk.blockSize, opts.compress),
+        );
         pieces.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
-        yield { disk: disk.index, offset: from * disk.blockSize, pieces };
+        return { disk: disk.index, pieces };
+      };
+      for (const run of disk.runs(maxBlocks)) {
+        if (blocks + run[1] - run[0] > maxBlocks) yield flush();
+        batch.push(run);
+        blocks += run[1] - run[0];
       }
+      if (batch.length) yield flush();
     }
   }
 
@@ -70,7 +84,7 @@ export async function* cycleStream(cycle: FrozenCycle, pool: CodecPool, opts: Se
       const type = p.zero ? FrameType.Zero : FrameType.Data;
       const payload = p.payload ?? Buffer.alloc(0);
       const flags = p.compressed ? FLAG_ZSTD : 0;
-      const header = encodeFrame({ type, flags, disk: chunk.disk, seq: opts.seq, index: index++, offset: chunk.offset + p.offset, length: p.length }, payload);
+      const header = encodeFrame({ type, flags, disk: chunk.disk, seq: opts.seq, index: index++, offset: p.offset, length: p.length }, payload);
       yield emit(header);
       if (payload.length) yield emit(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
       if (!p.zero) stats.dataBytes += p.length;

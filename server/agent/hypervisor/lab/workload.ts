@@ -51,8 +51,10 @@ export class Workload {
     if (this.busy || this.spec.pattern === "idle" || this.spec.rateMiBps <= 0) return;
     this.busy = true;
     try {
-      this.budget = Math.min(this.budget + (this.spec.rateMiBps * MiB * TICK_MS) / 1000, 4 * this.spec.rateMiBps * MiB + MiB);
-      while (this.budget > 0 && this.timer) {
+      // At most two ticks' worth of catch-up, so a slow disk does not cause a burst later.
+      const perTick = (this.spec.rateMiBps * MiB * TICK_MS) / 1000;
+      this.budget = Math.min(this.budget + perTick, 2 * perTick);
+      while (this.budget > 0 && this.timer && this.spec.pattern !== "idle") {
         const disk = this.target.disks[randomInt(this.target.disks.length)]!;
         const n = await this.writeOne(disk.index, disk.sizeBytes);
         this.budget -= n;
