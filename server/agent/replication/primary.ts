@@ -13,6 +13,7 @@ import type { PeerClient, PeerTarget } from "../transport/peer-client.js";
 import { PeerError } from "../transport/peer-client.js";
 import type { CodecPool } from "./codec-pool.js";
 import { cycleStream, type SendStats } from "./sender.js";
+import { failpoint } from "../util/failpoints.js";
 import type { CycleAck } from "./replica-store.js";
 
 const RETRY_MIN_MS = 1000;
@@ -159,9 +160,10 @@ export class PrimaryReplication {
       const ack = await this.deps.peers.stream<CycleAck>(
         this.target,
         `/replication/v1/relationships/${this.rec.id}/cycles/${seq}?base=${base}`,
-        cycleStream(frozen, this.deps.pool, { seq, compress: this.rec.compression, macKey: this.rec.authMode === "http" ? this.deps.token : undefined }, stats),
+        withFailpoint(cycleStream(frozen, this.deps.pool, { seq, compress: this.rec.compression, macKey: this.rec.authMode === "http" ? this.deps.token : undefined }, stats)),
       );
       if (ack.seq !== seq) throw new Error(`the Replica server acknowledged cycle ${ack.seq} instead of ${seq}`);
+      failpoint("primary.after-ack");
       await frozen.commit();
       frozen = undefined;
       const latency = Date.now() - startedAt.getTime();
@@ -201,5 +203,14 @@ export class PrimaryReplication {
       if (this.rec.lastAckedSeq >= 0 || refused) this.setState("Error", message);
       return { seq, ok: false, changedBytes: stats.dataBytes, wireBytes: stats.wireBytes, error: message };
     }
+  }
+}
+
+/** Crashes the primary half-way through a send when the test failpoint is armed. */
+async function* withFailpoint(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let n = 0;
+  for await (const chunk of source) {
+    if (++n === 4) failpoint("primary.send-mid");
+    yield chunk;
   }
 }

@@ -20,6 +20,7 @@ import { authorizePrimary } from "../transport/authorization.js";
 import { AgentError, conflict, notFound } from "../errors.js";
 import { SerialQueue } from "../util/serial-queue.js";
 import { writeFully } from "../util/files.js";
+import { failpoint } from "../util/failpoints.js";
 import type { CodecPool } from "./codec-pool.js";
 import { FrameError, readFrames } from "./frames.js";
 import { receiveCycle } from "./receiver.js";
@@ -222,7 +223,11 @@ export class ReplicaStore {
         }
         const writer = await DiskWriter.open(paths, this.deps.pool, true);
         try {
-          result = await receiveCycle(source, expect, (f) => writer.write(f));
+          let n = 0;
+          result = await receiveCycle(source, expect, async (f) => {
+            if (++n === 3) failpoint("replica.initial-mid");
+            await writer.write(f);
+          });
         } catch (err) {
           await writer.abort();
           throw err;
@@ -236,6 +241,7 @@ export class ReplicaStore {
         let pos = 0;
         try {
           result = await receiveCycle(source, expect, async (f) => {
+            if (pos > 0) failpoint("replica.receive-mid");
             await writeFully(fh, f.headerBuf, pos);
             await writeFully(fh, f.payload, pos + f.headerBuf.length);
             pos += f.headerBuf.length + f.payload.length;
@@ -249,6 +255,7 @@ export class ReplicaStore {
         await fh.close();
         rec = { ...rec, staged: { seq, file } };
         this.deps.repo.save(rec);
+        failpoint("replica.after-staged");
         await this.applyStaged(rec);
         rec = this.record(id);
       }
@@ -306,12 +313,17 @@ export class ReplicaStore {
     const staged = rec.staged!;
     const writer = await DiskWriter.open(this.diskPaths(rec), this.deps.pool, false);
     try {
-      for await (const f of readFrames(createReadStream(staged.file, { highWaterMark: 1024 * 1024 }))) await writer.write(f);
+      let n = 0;
+      for await (const f of readFrames(createReadStream(staged.file, { highWaterMark: 1024 * 1024 }))) {
+        if (++n === 2) failpoint("replica.apply-mid");
+        await writer.write(f);
+      }
     } catch (err) {
       await writer.abort();
       throw err;
     }
     await writer.finish();
+    failpoint("replica.after-apply");
     const latest = this.record(rec.id);
     this.deps.repo.save({ ...latest, staged: null, lastAppliedSeq: Math.max(latest.lastAppliedSeq, staged.seq) });
     await rm(staged.file, { force: true });

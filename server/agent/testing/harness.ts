@@ -75,13 +75,15 @@ export class AgentProcess {
     return `http://127.0.0.1:${this.ports.management}`;
   }
 
-  async start(): Promise<void> {
+  /** Starts the agent; `failpoints` arms crash points (see util/failpoints.ts). */
+  async start(failpoints: string[] = []): Promise<void> {
     const child = spawn(process.execPath, ["--import", TSX, join(ROOT, "server/agent/main.ts"), "--config", this.configFile], {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NODE_OPTIONS: "" },
+      env: { ...process.env, NODE_OPTIONS: "", RM_FAILPOINTS: failpoints.join(",") },
     });
     this.child = child;
+    this.output = "";
     await new Promise<void>((ok, fail) => {
       const onData = (d: Buffer) => {
         this.output += d.toString();
@@ -97,7 +99,7 @@ export class AgentProcess {
   /** kill -9: no cleanup of any kind, as a crash. */
   async kill(): Promise<void> {
     const c = this.child;
-    if (!c || c.exitCode !== null) return;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise((ok) => c.once("exit", ok));
     c.kill("SIGKILL");
     await exited;
@@ -105,15 +107,28 @@ export class AgentProcess {
 
   async stop(): Promise<number | null> {
     const c = this.child;
-    if (!c || c.exitCode !== null) return c?.exitCode ?? null;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return c?.exitCode ?? null;
     const exited = new Promise<number | null>((ok) => c.once("exit", (code) => ok(code)));
     c.kill("SIGTERM");
     return exited;
   }
 
-  async restart(): Promise<void> {
+  async restart(failpoints: string[] = []): Promise<void> {
     await this.stop();
-    await this.start();
+    await this.start(failpoints);
+  }
+
+  /** Resolves when the process has exited (e.g. killed itself at a failpoint). */
+  async exited(timeoutMs = 30_000): Promise<void> {
+    const c = this.child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    await new Promise<void>((ok, fail) => {
+      const t = setTimeout(() => fail(new Error(`agent ${this.spec.hostName} did not exit within ${timeoutMs} ms`)), timeoutMs);
+      c.once("exit", () => {
+        clearTimeout(t);
+        ok();
+      });
+    });
   }
 
   async api<T = unknown>(method: string, path: string, body?: unknown): Promise<ApiResult<T>> {

@@ -44,10 +44,12 @@ export function signRequest(token: string, method: string, path: string, primary
 
 export class PeerClient {
   private readonly httpsAgent: https.Agent | undefined;
-  private readonly httpAgent = new http.Agent({ keepAlive: true });
+  // No keep-alive: a pooled socket to a peer that restarted fails the next cycle for
+  // nothing, and one handshake per cycle is negligible next to the cycle itself.
+  private readonly httpAgent = new http.Agent({ keepAlive: false });
 
   constructor(private readonly opts: PeerClientOptions) {
-    if (opts.tls) this.httpsAgent = new https.Agent({ keepAlive: true, ...opts.tls });
+    if (opts.tls) this.httpsAgent = new https.Agent({ keepAlive: false, ...opts.tls });
   }
 
   private lookup = (hostname: string, options: { all?: boolean }, cb: (...args: unknown[]) => void): void => {

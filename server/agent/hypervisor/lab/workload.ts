@@ -54,7 +54,8 @@ export class Workload {
       // At most two ticks' worth of catch-up, so a slow disk does not cause a burst later.
       const perTick = (this.spec.rateMiBps * MiB * TICK_MS) / 1000;
       this.budget = Math.min(this.budget + perTick, 2 * perTick);
-      while (this.budget > 0 && this.timer && this.spec.pattern !== "idle") {
+      // update() may switch the pattern to idle while this loop awaits.
+      while (this.budget > 0 && this.timer && (this.spec.pattern as string) !== "idle") {
         const disk = this.target.disks[randomInt(this.target.disks.length)]!;
         const n = await this.writeOne(disk.index, disk.sizeBytes);
         this.budget -= n;
