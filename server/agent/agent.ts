@@ -9,6 +9,7 @@ import pino, { type Logger } from "pino";
 import type { ReplicaServerSettings } from "../shared/agent-api.js";
 import { ReplicaServerSettings as SettingsSchema } from "../shared/agent-api.js";
 import { readTls, type AgentConfig, type TlsMaterial } from "./config.js";
+import { AgentError } from "./errors.js";
 import { LabHypervisor } from "./hypervisor/lab/lab-hypervisor.js";
 import { CodecPool } from "./replication/codec-pool.js";
 import { ReplicationManager } from "./replication/manager.js";
@@ -105,12 +106,32 @@ export class Agent {
     return { managementUrl };
   }
 
+  /** New settings take effect only once their listeners are bound; otherwise nothing changes. */
   private async setReplicaSettings(next: ReplicaServerSettings): Promise<ReplicaServerSettings> {
     const s = SettingsSchema.parse(next);
-    this.settings = s;
-    putSetting(this.db!, SETTINGS_KEY, s);
+    for (const t of ["http", "https"] as const) {
+      if (s[t].enabled && s[t].port === this.config.management.port) {
+        throw new AgentError(400, "VALIDATION", `body.${t}.port: port ${s[t].port} is this agent's management port; choose another`, {
+          issues: [{ field: `body.${t}.port`, message: "is the management port" }],
+        });
+      }
+    }
+    const previous = this.settings!;
     await this.stopReplicationListeners();
-    await this.startReplicationListeners();
+    this.settings = s;
+    try {
+      await this.startReplicationListeners();
+    } catch (err) {
+      await this.stopReplicationListeners();
+      this.settings = previous;
+      await this.startReplicationListeners();
+      const e = err as NodeJS.ErrnoException & { port?: number };
+      const which = e.port === s.https.port ? "https" : "http";
+      throw new AgentError(409, "PORT_IN_USE", `body.${which}.port: port ${s[which].port} cannot be used (${e.code ?? e.message}); the previous settings stay in force`, {
+        issues: [{ field: `body.${which}.port`, message: "is in use" }],
+      });
+    }
+    putSetting(this.db!, SETTINGS_KEY, s);
     this.events!.emit({ severity: "info", kind: "replica-server.settings", message: `Replica server settings changed: ${s.enabled ? "enabled" : "disabled"}, HTTP ${s.http.enabled ? s.http.port : "off"}, HTTPS ${s.https.enabled ? s.https.port : "off"}, authorization ${s.authorization.mode === "any" ? "from any authenticated server" : `${s.authorization.entries.length} entries`}.` });
     return s;
   }

@@ -60,12 +60,17 @@ export type CreateVmBody = z.infer<typeof CreateVmBody>;
 export const PowerAction = z.enum(["start", "shutdown", "turn-off", "save", "pause", "resume"]);
 export type PowerAction = z.infer<typeof PowerAction>;
 
-export const DiskWriteQuery = z.object({
-  offset: z.coerce.number().int().min(0, "offset must be >= 0"),
-});
+/** A query-string integer: digits only, so "" or "1e3" is an error rather than 0 or 1000. */
+const QueryInt = (name: string) =>
+  z
+    .string({ message: `${name} is required` })
+    .regex(/^\d{1,16}$/, `${name} must be a whole number of bytes`)
+    .transform(Number);
+
+export const DiskWriteQuery = z.object({ offset: QueryInt("offset") });
 export const DiskReadQuery = z.object({
-  offset: z.coerce.number().int().min(0, "offset must be >= 0"),
-  length: z.coerce.number().int().min(1).max(64 * MiB, "length must be at most 64 MiB"),
+  offset: QueryInt("offset"),
+  length: QueryInt("length").pipe(z.number().min(1, "length must be at least 1").max(64 * MiB, "length must be at most 64 MiB")),
 });
 
 export const AuthorizationEntry = z.object({

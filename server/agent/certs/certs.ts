@@ -81,8 +81,9 @@ export async function writePair(dir: string, base: string, pair: PemPair): Promi
   await mkdir(dir, { recursive: true });
   const cert = join(dir, `${base}.pem`);
   const key = join(dir, `${base}-key.pem`);
-  await writeFile(cert, pair.cert);
-  await writeFile(key, pair.key, { mode: 0o600 });
+  // A trailing newline keeps `cat a.pem b.pem` a valid bundle.
+  await writeFile(cert, pair.cert.endsWith("\n") ? pair.cert : `${pair.cert}\n`);
+  await writeFile(key, pair.key.endsWith("\n") ? pair.key : `${pair.key}\n`, { mode: 0o600 });
   return { cert, key };
 }
 

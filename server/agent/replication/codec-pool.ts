@@ -14,6 +14,21 @@ export interface EncodedPiece {
   compressed?: boolean;
 }
 
+const ZERO = Buffer.alloc(64 * 1024);
+
+/** Alternating runs of all-zero and data blocks covering the whole buffer. */
+export function splitZeroRuns(buf: Buffer, blockSize: number): { zero: boolean; start: number; end: number }[] {
+  const out: { zero: boolean; start: number; end: number }[] = [];
+  for (let off = 0; off < buf.length; off += blockSize) {
+    const end = Math.min(off + blockSize, buf.length);
+    const zero = ZERO.compare(buf, off, end, 0, end - off) === 0;
+    const last = out[out.length - 1];
+    if (last && last.zero === zero) last.end = end;
+    else out.push({ zero, start: off, end });
+  }
+  return out;
+}
+
 export class CodecPool {
   private readonly pool = new Piscina({
     filename: new URL("./codec-worker.mjs", import.meta.url).href,
@@ -22,10 +37,32 @@ export class CodecPool {
     idleTimeout: 30_000,
   });
 
-  /** Zero detection and compression of runs of disk data; pieces carry absolute offsets. */
-  encode(runs: { offset: number; data: Buffer }[], blockSize: number, compress: boolean, level = 1): Promise<EncodedPiece[]> {
-    const transferList = runs.filter((r) => r.data.byteOffset === 0 && r.data.byteLength === r.data.buffer.byteLength).map((r) => r.data.buffer);
-    return this.pool.run({ op: "encode", runs, blockSize, compress, level }, { transferList: transferList as ArrayBuffer[] });
+  /**
+   * Splits runs of disk data into zero runs and data runs (on this thread: a memcmp is far
+   * cheaper than a worker round trip) and compresses the data runs in a worker.
+   * Pieces carry absolute offsets, in disk order.
+   */
+  async encode(runs: { offset: number; data: Buffer }[], blockSize: number, compress: boolean, level = 1): Promise<EncodedPiece[]> {
+    const pieces: EncodedPiece[] = [];
+    const data: { offset: number; data: Buffer; at: number }[] = [];
+    for (const run of runs) {
+      for (const part of splitZeroRuns(run.data, blockSize)) {
+        const piece: EncodedPiece = { zero: part.zero, offset: run.offset + part.start, length: part.end - part.start };
+        if (!part.zero) data.push({ offset: piece.offset, data: run.data.subarray(part.start, part.end), at: pieces.length });
+        pieces.push(piece);
+      }
+    }
+    if (data.length === 0) return pieces;
+    if (!compress) {
+      for (const d of data) Object.assign(pieces[d.at]!, { payload: d.data, compressed: false });
+      return pieces;
+    }
+    const out = (await this.pool.run({ op: "compress", parts: data.map((d) => d.data), level })) as { payload: Uint8Array; compressed: boolean }[];
+    out.forEach((o, i) => {
+      const d = data[i]!;
+      Object.assign(pieces[d.at]!, o.compressed ? o : { payload: d.data, compressed: false });
+    });
+    return pieces;
   }
 
   async decode(payload: Uint8Array, length: number): Promise<Buffer> {

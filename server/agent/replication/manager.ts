@@ -142,7 +142,10 @@ export class ReplicationManager {
       relationshipId: rec.id,
       message: `Replication of '${vm.config.name}' to ${body.replicaServer} was enabled (every ${rec.frequencySeconds} s, ${body.authMode.toUpperCase()}, compression ${body.compression ? "on" : "off"}).`,
     });
-    if (body.startInitialReplication) p.start();
+    if (body.startInitialReplication) {
+      p.setState("Initial replication in progress");
+      p.start();
+    }
     return p.record;
   }
 

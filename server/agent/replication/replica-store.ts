@@ -130,7 +130,10 @@ export class ReplicaStore {
     }
     const existing = this.deps.repo.get(body.relationshipId);
     if (existing) {
-      if (existing.role === "replica" && existing.vmId === body.vmId) return existing;
+      if (existing.role === "replica" && existing.vmId === body.vmId) {
+        this.checkPeer(existing, peer);
+        return existing;
+      }
       throw conflict(`relationship ${body.relationshipId} already exists on this server`);
     }
     if (this.deps.hypervisor.find(body.vmId)) {
@@ -176,10 +179,21 @@ export class ReplicaStore {
     return rec;
   }
 
-  status(id: string, peer: Peer): ReplicaRecord {
+  /** Authorized peers only learn whether a relationship exists. */
+  private authorizedRecord(id: string, peer: Peer): ReplicaRecord {
+    try {
+      this.authorize(peer);
+    } catch (err) {
+      this.refused(peer, (err as Error).message);
+      throw err;
+    }
     const rec = this.record(id);
     this.checkPeer(rec, peer);
     return rec;
+  }
+
+  status(id: string, peer: Peer): ReplicaRecord {
+    return this.authorizedRecord(id, peer);
   }
 
   private diskPaths(rec: ReplicaRecord): Map<number, string> {
@@ -190,8 +204,7 @@ export class ReplicaStore {
   }
 
   receive(id: string, seq: number, base: number, source: AsyncIterable<Buffer>, peer: Peer): Promise<CycleAck> {
-    const rec = this.record(id);
-    this.checkPeer(rec, peer);
+    this.authorizedRecord(id, peer);
     return this.lock(id).run(() => this.receiveLocked(id, seq, base, source, peer));
   }
 

@@ -2,16 +2,14 @@
  * Test harness: real agent processes on loopback, real certificates, real files.
  * Used by the agent's integration tests and by the benchmark.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import { AgentProcess as BaseAgentProcess } from "../agent-process.js";
 import { createCa, issueCertificate, writePair } from "../certs/certs.js";
 import type { ReplicaServerSettings } from "../../shared/agent-api.js";
 
-export const ROOT = resolve(import.meta.dirname, "../../..");
-const TSX = join(ROOT, "node_modules/tsx/dist/esm/index.mjs");
 
 export async function freePort(): Promise<number> {
   return new Promise((ok, fail) => {
@@ -62,105 +60,15 @@ export interface AgentSpec {
   ports?: { management: number; http: number; https: number };
 }
 
-export class AgentProcess {
-  child: ChildProcess | undefined;
-  output = "";
+/** An agent process of a test, with the ports it was given. */
+export class AgentProcess extends BaseAgentProcess {
   constructor(
     readonly spec: AgentSpec,
     readonly ports: { management: number; http: number; https: number },
-    readonly configFile: string,
-  ) {}
-
-  get url(): string {
-    return `http://127.0.0.1:${this.ports.management}`;
+    configFile: string,
+  ) {
+    super({ hostName: spec.hostName, configFile, managementPort: ports.management, token: MGMT_TOKEN });
   }
-
-  /** Starts the agent; `failpoints` arms crash points (see util/failpoints.ts). */
-  async start(failpoints: string[] = []): Promise<void> {
-    const child = spawn(process.execPath, ["--import", TSX, join(ROOT, "server/agent/main.ts"), "--config", this.configFile], {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NODE_OPTIONS: "", RM_FAILPOINTS: failpoints.join(",") },
-    });
-    this.child = child;
-    this.output = "";
-    await new Promise<void>((ok, fail) => {
-      const onData = (d: Buffer) => {
-        this.output += d.toString();
-        if (this.output.length > 2_000_000) this.output = this.output.slice(-1_000_000);
-        if (this.output.includes('"ready":true')) ok();
-      };
-      child.stdout!.on("data", onData);
-      child.stderr!.on("data", onData);
-      child.once("exit", (code) => fail(new Error(`agent ${this.spec.hostName} exited with ${code} before it was ready:\n${this.output.slice(-3000)}`)));
-    });
-  }
-
-  /** kill -9: no cleanup of any kind, as a crash. */
-  async kill(): Promise<void> {
-    const c = this.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise((ok) => c.once("exit", ok));
-    c.kill("SIGKILL");
-    await exited;
-  }
-
-  async stop(): Promise<number | null> {
-    const c = this.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return c?.exitCode ?? null;
-    const exited = new Promise<number | null>((ok) => c.once("exit", (code) => ok(code)));
-    c.kill("SIGTERM");
-    return exited;
-  }
-
-  async restart(failpoints: string[] = []): Promise<void> {
-    await this.stop();
-    await this.start(failpoints);
-  }
-
-  /** Resolves when the process has exited (e.g. killed itself at a failpoint). */
-  async exited(timeoutMs = 30_000): Promise<void> {
-    const c = this.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    await new Promise<void>((ok, fail) => {
-      const t = setTimeout(() => fail(new Error(`agent ${this.spec.hostName} did not exit within ${timeoutMs} ms`)), timeoutMs);
-      c.once("exit", () => {
-        clearTimeout(t);
-        ok();
-      });
-    });
-  }
-
-  async api<T = unknown>(method: string, path: string, body?: unknown): Promise<ApiResult<T>> {
-    const res = await fetch(this.url + path, {
-      method,
-      headers: {
-        authorization: `Bearer ${MGMT_TOKEN}`,
-        ...(body instanceof Uint8Array ? { "content-type": "application/octet-stream" } : body !== undefined ? { "content-type": "application/json" } : {}),
-      },
-      body: (body instanceof Uint8Array ? body : body !== undefined ? JSON.stringify(body) : undefined) as BodyInit | undefined,
-    });
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {
-      json = text;
-    }
-    return { status: res.status, body: json as T };
-  }
-
-  /** Like api(), but fails the test unless the answer is 2xx. */
-  async ok<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
-    const r = await this.api<T>(method, path, body);
-    if (r.status < 200 || r.status >= 300) throw new Error(`${method} ${path} → ${r.status}: ${JSON.stringify(r.body)}`);
-    return r.body;
-  }
-}
-
-export interface ApiResult<T> {
-  status: number;
-  body: T;
 }
 
 export async function defineAgent(spec: AgentSpec): Promise<AgentProcess> {

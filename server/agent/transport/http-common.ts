@@ -7,7 +7,8 @@ import { AgentError } from "../errors.js";
 import { PeerError } from "./peer-client.js";
 
 export function parse<S extends z.ZodType>(schema: S, value: unknown, where: "body" | "query" | "params"): z.infer<S> {
-  const result = schema.safeParse(value ?? {});
+  // Only a missing body or query counts as empty; an explicit null is bad input.
+  const result = schema.safeParse(value === undefined ? {} : value);
   if (result.success) return result.data;
   const issues = result.error.issues.map((i) => ({ field: [where, ...i.path.map(String)].join("."), message: i.message }));
   throw new AgentError(400, "VALIDATION", issues.map((i) => `${i.field}: ${i.message}`).join("; "), { issues });
@@ -20,6 +21,11 @@ export function installErrorHandler(app: FastifyInstance, log: Logger): void {
       return reply.status(status).send({ error: { code: err.code, message: err.message, details: err.details } });
     }
     const e = err as { statusCode?: number; code?: string; message: string };
+    if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
+      return reply.status(415).send({
+        error: { code: "UNSUPPORTED_MEDIA_TYPE", message: `content-type '${req.headers["content-type"] ?? "none"}' is not accepted here: send application/json (or application/octet-stream for disk data and cycles)` },
+      });
+    }
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
       // Fastify's own refusals: malformed JSON, wrong content type, body too large.
       return reply.status(e.statusCode).send({ error: { code: e.code ?? "BAD_REQUEST", message: e.message } });

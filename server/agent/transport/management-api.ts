@@ -82,6 +82,7 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
     replicaServer: ctx.getReplicaSettings(),
     capabilities: ctx.capabilities(),
     vmCount: ctx.hypervisor.list().length,
+    lastEventId: ctx.events.lastId(),
   }));
 
   app.get("/api/v1/vms", async () => ctx.hypervisor.list().map((vm) => vmView(vm, ctx)));
@@ -121,6 +122,12 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
     }
     const vm = ctx.hypervisor.get(vmId);
     if (vm.config.replicaOf) throw new AgentError(409, "CONFLICT", `'${vm.config.name}' is a Replica virtual machine; its disks change only by replication`);
+    const size = vm.disk(disk).sizeBytes;
+    if (offset + req.body.length > size) {
+      throw new AgentError(400, "VALIDATION", `query.offset: ${offset} + ${req.body.length} bytes runs past the end of disk ${disk} (${size} bytes)`, {
+        issues: [{ field: "query.offset", message: `runs past the end of disk ${disk}` }],
+      });
+    }
     await vm.guestWrite(disk, offset, req.body);
     return { written: req.body.length, offset };
   });
@@ -129,6 +136,12 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
     const { vmId, disk } = parse(DiskParams, req.params, "params");
     const { offset, length } = parse(DiskReadQuery, req.query, "query");
     const vm = ctx.hypervisor.get(vmId);
+    const size = vm.disk(disk).sizeBytes;
+    if (offset + length > size) {
+      throw new AgentError(400, "VALIDATION", `query.length: offset ${offset} + length ${length} runs past the end of disk ${disk} (${size} bytes)`, {
+        issues: [{ field: "query.length", message: `runs past the end of disk ${disk}` }],
+      });
+    }
     const data = await vm.queue.run(() => vm.disk(disk).read(offset, length));
     return reply.type("application/octet-stream").send(data);
   });

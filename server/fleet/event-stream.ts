@@ -1,0 +1,79 @@
+/**
+ * Follows an agent's event stream (server-sent events), resuming from the last event id
+ * after a drop so nothing is missed or seen twice.
+ */
+import type { AgentEvent } from "../agent/state/events.js";
+
+export interface EventStreamOptions {
+  url: string;
+  token: string;
+  onEvent(e: AgentEvent): void;
+  onStatus?(status: "connected" | "disconnected", error?: string): void;
+  lastEventId?: number;
+}
+
+export class AgentEventStream {
+  private controller: AbortController | undefined;
+  private stopped = false;
+  lastEventId: number;
+
+  constructor(private readonly opts: EventStreamOptions) {
+    this.lastEventId = opts.lastEventId ?? 0;
+  }
+
+  start(): void {
+    this.stopped = false;
+    void this.loop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.controller?.abort();
+  }
+
+  private async loop(): Promise<void> {
+    let delay = 250;
+    while (!this.stopped) {
+      try {
+        await this.follow();
+        delay = 250;
+      } catch (err) {
+        if (this.stopped) return;
+        this.opts.onStatus?.("disconnected", (err as Error).message);
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+
+  private async follow(): Promise<void> {
+    this.controller = new AbortController();
+    const res = await fetch(`${this.opts.url}/api/v1/events/stream`, {
+      headers: { authorization: `Bearer ${this.opts.token}`, "last-event-id": String(this.lastEventId), accept: "text/event-stream" },
+      signal: this.controller.signal,
+    });
+    if (!res.ok || !res.body) throw new Error(`event stream answered ${res.status}`);
+    this.opts.onStatus?.("connected");
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = block
+          .split("\n")
+          .filter((l) => l.startsWith("data: "))
+          .map((l) => l.slice(6))
+          .join("\n");
+        if (!data) continue;
+        const event = JSON.parse(data) as AgentEvent;
+        if (event.id <= this.lastEventId) continue;
+        this.lastEventId = event.id;
+        this.opts.onEvent(event);
+      }
+    }
+    throw new Error("event stream ended");
+  }
+}
