@@ -168,10 +168,10 @@ async function forge(tls: Tls, method: string, path: string, body?: { type: stri
  * A well-formed cycle `seq` (based on seq - 1) writing 4 KiB of 0xEE at offset 0 of disk 0:
  * if a refusal let it through, the replica's disk would visibly change.
  */
-function cycleBytes(seq: number): Buffer {
+function cycleBytes(relationshipId: string, seq: number): Buffer {
   const payload = Buffer.alloc(4096, 0xee);
   const data = encodeFrame({ type: FrameType.Data, flags: 0, disk: 0, seq, index: 0, offset: 0, length: payload.length }, payload);
-  const end = Buffer.from(JSON.stringify({ frames: 1, dataBytes: payload.length, mac: null }));
+  const end = Buffer.from(JSON.stringify({ frames: 1, dataBytes: payload.length, relationshipId, base: seq - 1, mac: null }));
   const endHeader = encodeFrame({ type: FrameType.End, flags: 0, disk: 0, seq, index: 1, offset: 0, length: 0 }, end);
   return Buffer.concat([data, payload, endHeader, end]);
 }
@@ -268,7 +268,7 @@ describe("refused peers", () => {
 
       const res = await forge(forgerTls.hv09, "POST", `/replication/v1/relationships/${relationshipId}/cycles/1?base=0`, {
         type: "application/octet-stream",
-        data: cycleBytes(1),
+        data: cycleBytes(relationshipId, 1),
       });
       expect(res.status).toBe(403);
       expect(res.body.error?.message).toMatch(/'hv09\.other\.test' is not in trust group 'GOLD'/);
@@ -311,7 +311,7 @@ describe("refused peers", () => {
     it("accepts the same cycle from another primary in GOLD", async () => {
       const res = await forge(forgerTls.hv04, "POST", `/replication/v1/relationships/${relationshipId}/cycles/1?base=0`, {
         type: "application/octet-stream",
-        data: cycleBytes(1),
+        data: cycleBytes(relationshipId, 1),
       });
       expect(res.status, `answer: ${JSON.stringify(res.body)}`).toBe(200);
       expect(res.body).toMatchObject({ relationshipId, seq: 1, dataBytes: 4096 });

@@ -42,6 +42,8 @@ export interface FrameHeader {
 export interface EndPayload {
   frames: number;
   dataBytes: number;
+  relationshipId: string;
+  base: number;
   mac: string | null;
 }
 

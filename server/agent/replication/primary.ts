@@ -6,6 +6,7 @@
  * next cycle, so nothing is ever lost; the next attempt first asks the replica which cycle
  * it holds (the ack may have been lost after a successful apply).
  */
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { FrozenCycle, ReplicableVm } from "../hypervisor/types.js";
 import type { EventLog } from "../state/events.js";
 import type { PrimaryRecord, RelationshipRepo } from "../state/relationships.js";
@@ -15,6 +16,7 @@ import type { CodecPool } from "./codec-pool.js";
 import { cycleStream, type SendStats } from "./sender.js";
 import { failpoint } from "../util/failpoints.js";
 import type { CycleAck } from "./replica-store.js";
+import { ackMac } from "./stream-auth.js";
 
 const RETRY_MIN_MS = 1000;
 
@@ -134,6 +136,15 @@ export class PrimaryReplication {
       "GET",
       `/replication/v1/relationships/${this.rec.id}`,
     );
+    if (status.lastAppliedSeq < this.rec.lastAckedSeq) {
+      // The replica acknowledged cycles it no longer holds (restored from a backup, or an
+      // acknowledgement that was never its own): what it lacks is unknown.
+      this.setState(
+        "Resynchronization required",
+        `The Replica server holds cycle ${status.lastAppliedSeq} but had acknowledged cycle ${this.rec.lastAckedSeq}; the disks must be compared before replication can continue.`,
+      );
+      throw new Error(`replica is behind what it acknowledged (${status.lastAppliedSeq} < ${this.rec.lastAckedSeq})`);
+    }
     if (status.lastAppliedSeq !== this.rec.lastAckedSeq) {
       this.event("info", "replication.reconciled", `The Replica server holds cycle ${status.lastAppliedSeq} of '${this.rec.vmName}'; continuing from there.`, {
         was: this.rec.lastAckedSeq,
@@ -157,12 +168,22 @@ export class PrimaryReplication {
       if (initial) this.setState("Initial replication in progress");
       frozen = await this.vm.freeze(this.rec.disks.map((d) => d.index));
       const base = this.rec.lastAckedSeq;
+      const nonce = randomBytes(16).toString("hex");
+      const auth = this.rec.authMode === "http" && this.deps.token ? { token: this.deps.token, nonce } : undefined;
       const ack = await this.deps.peers.stream<CycleAck>(
         this.target,
         `/replication/v1/relationships/${this.rec.id}/cycles/${seq}?base=${base}`,
-        withFailpoint(cycleStream(frozen, this.deps.pool, { seq, compress: this.rec.compression, macKey: this.rec.authMode === "http" ? this.deps.token : undefined }, stats)),
+        withFailpoint(cycleStream(frozen, this.deps.pool, { relationshipId: this.rec.id, seq, base, compress: this.rec.compression, auth }, stats)),
+        nonce,
       );
       if (ack.seq !== seq) throw new Error(`the Replica server acknowledged cycle ${ack.seq} instead of ${seq}`);
+      if (auth) {
+        const want = Buffer.from(ackMac(auth.token, { relationshipId: this.rec.id, seq, base, nonce }, stats.mac ?? ""), "hex");
+        const got = Buffer.from(ack.ackMac ?? "", "hex");
+        if (got.length !== want.length || !timingSafeEqual(got, want)) {
+          throw new Error("the acknowledgement is not signed by the Replica server for this stream: not trusting it, the changes stay pending");
+        }
+      }
       failpoint("primary.after-ack");
       await frozen.commit();
       frozen = undefined;

@@ -4,12 +4,15 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import { FLAG_ZSTD, FrameError, FrameType, readFrames, type EndPayload, type FrameHeader } from "./frames.js";
-import { streamMac } from "./sender.js";
+import { streamMac, type StreamAuth } from "./stream-auth.js";
 
 export interface ReceiveExpectations {
+  relationshipId: string;
   seq: number;
+  base: number;
   disks: Map<number, number>;
-  macKey?: string;
+  /** HTTP mode: verify the stream's HMAC under the shared token and this request's nonce. */
+  auth?: StreamAuth;
   blockSize?: number;
 }
 
@@ -23,6 +26,8 @@ export interface ReceiveResult {
   frames: number;
   dataBytes: number;
   wireBytes: number;
+  /** HTTP mode: the verified stream HMAC, covered by the acknowledgement. */
+  mac?: string;
 }
 
 /** Verifies the stream frame by frame and hands each data or zero frame to `sink`. */
@@ -32,7 +37,7 @@ export async function receiveCycle(
   sink: (f: ReceivedFrame) => Promise<void>,
 ): Promise<ReceiveResult> {
   const blockSize = expect.blockSize ?? 512;
-  const mac = expect.macKey ? streamMac(expect.macKey, expect.seq) : undefined;
+  const mac = expect.auth ? streamMac(expect.auth.token, { relationshipId: expect.relationshipId, seq: expect.seq, base: expect.base, nonce: expect.auth.nonce }) : undefined;
   let index = 0;
   let dataBytes = 0;
   let wireBytes = 0;
@@ -51,12 +56,17 @@ export async function receiveCycle(
       if (end.frames !== h.index || end.dataBytes !== dataBytes) {
         throw new FrameError(`end frame counts ${end.frames} frames and ${end.dataBytes} bytes, received ${h.index} and ${dataBytes}`);
       }
+      if (end.relationshipId !== expect.relationshipId || end.base !== expect.base) {
+        throw new FrameError(`stream belongs to relationship ${end.relationshipId} based on cycle ${end.base}, not ${expect.relationshipId} based on ${expect.base}: misdirected or replayed data`);
+      }
+      let macHex: string | undefined;
       if (mac) {
         const want = mac.digest();
         const got = Buffer.from(end.mac ?? "", "hex");
-        if (got.length !== want.length || !timingSafeEqual(got, want)) throw new FrameError("stream signature does not match the shared token: data was altered in transit");
+        if (got.length !== want.length || !timingSafeEqual(got, want)) throw new FrameError("stream signature does not match the shared token: data was altered, replayed or misdirected in transit");
+        macHex = want.toString("hex");
       }
-      return { frames: h.index, dataBytes, wireBytes: wireBytes + f.headerBuf.length + f.payload.length };
+      return { frames: h.index, dataBytes, wireBytes: wireBytes + f.headerBuf.length + f.payload.length, mac: macHex };
     }
     mac?.update(f.headerBuf).update(f.payload);
     wireBytes += f.headerBuf.length + f.payload.length;

@@ -25,12 +25,13 @@ import type { CodecPool } from "./codec-pool.js";
 import { FrameError, readFrames } from "./frames.js";
 import { receiveCycle } from "./receiver.js";
 import { DiskWriter } from "./apply.js";
+import { ackMac, type StreamAuth } from "./stream-auth.js";
 
 export interface Peer {
   name: string;
   via: "https" | "http";
-  /** HTTP mode: the shared token that signs the stream. */
-  macKey?: string;
+  /** HTTP mode: the shared token and this request's nonce, which sign stream and ack. */
+  auth?: StreamAuth;
 }
 
 export interface CycleAck {
@@ -39,6 +40,8 @@ export interface CycleAck {
   appliedAt: string;
   dataBytes: number;
   wireBytes: number;
+  /** HTTP mode: proves this acknowledgement comes from the replica, for this very stream. */
+  ackMac?: string;
 }
 
 interface Deps {
@@ -220,21 +223,17 @@ export class ReplicaStore {
       throw err;
     }
     const started = Date.now();
-    const expect = { seq, disks: new Map(rec.disks.map((d) => [d.index, d.sizeBytes])), macKey: peer.macKey };
+    const expect = { relationshipId: id, seq, base, disks: new Map(rec.disks.map((d) => [d.index, d.sizeBytes])), auth: peer.auth };
     const initial = base === -1;
     try {
       let result;
       if (initial) {
         rec = { ...rec, state: "Initial replication in progress" };
         this.deps.repo.save(rec);
-        const paths = this.diskPaths(rec);
-        for (const [i, p] of paths) {
-          // Empty the image so skipped zero runs read back as zeros, whatever an earlier
-          // interrupted attempt left behind.
-          await truncate(p, 0);
-          await truncate(p, rec.disks.find((d) => d.index === i)!.sizeBytes);
-        }
-        const writer = await DiskWriter.open(paths, this.deps.pool, true);
+        // Empty images: skipped zero runs then read back as zeros, whatever an earlier
+        // interrupted attempt left behind; a rejected copy leaves nothing of itself.
+        await this.emptyDisks(rec);
+        const writer = await DiskWriter.open(this.diskPaths(rec), this.deps.pool, true);
         try {
           let n = 0;
           result = await receiveCycle(source, expect, async (f) => {
@@ -243,6 +242,7 @@ export class ReplicaStore {
           });
         } catch (err) {
           await writer.abort();
+          await this.emptyDisks(rec);
           throw err;
         }
         await writer.finish();
@@ -302,7 +302,9 @@ export class ReplicaStore {
           : `Cycle ${seq} of '${rec.vmName}' applied (${result.dataBytes} bytes changed, ${result.wireBytes} on the wire).`,
         data: { seq, dataBytes: result.dataBytes, wireBytes: result.wireBytes, latencyMs: latency },
       });
-      return { relationshipId: id, seq, appliedAt, dataBytes: result.dataBytes, wireBytes: result.wireBytes };
+      const ack: CycleAck = { relationshipId: id, seq, appliedAt, dataBytes: result.dataBytes, wireBytes: result.wireBytes };
+      if (peer.auth && result.mac) ack.ackMac = ackMac(peer.auth.token, { relationshipId: id, seq, base, nonce: peer.auth.nonce }, result.mac);
+      return ack;
     } catch (err) {
       const now = this.record(id);
       const message = (err as Error).message;
@@ -318,6 +320,13 @@ export class ReplicaStore {
       });
       if (err instanceof FrameError) throw new AgentError(422, "CYCLE_REJECTED", message);
       throw err;
+    }
+  }
+
+  private async emptyDisks(rec: ReplicaRecord): Promise<void> {
+    for (const [i, p] of this.diskPaths(rec)) {
+      await truncate(p, 0);
+      await truncate(p, rec.disks.find((d) => d.index === i)!.sizeBytes);
     }
   }
 

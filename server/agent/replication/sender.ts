@@ -3,16 +3,19 @@
  * zero blocks out, compresses in worker threads, and yields frames in order while a few
  * chunks are prepared ahead (reading, compressing and sending overlap).
  */
-import { createHmac, type Hmac } from "node:crypto";
 import type { FrozenCycle } from "../hypervisor/types.js";
 import type { CodecPool, EncodedPiece } from "./codec-pool.js";
 import { encodeFrame, FLAG_ZSTD, FrameType, type EndPayload } from "./frames.js";
+import { streamMac, type StreamAuth } from "./stream-auth.js";
 
 export interface SendOptions {
+  relationshipId: string;
   seq: number;
+  /** The cycle the replica must hold for this one to apply (-1: initial copy). */
+  base: number;
   compress: boolean;
-  /** HTTP mode: the shared token; the end frame then carries an HMAC of the stream. */
-  macKey?: string;
+  /** HTTP mode: the end frame carries an HMAC of the stream under the shared token. */
+  auth?: StreamAuth;
   chunkBytes?: number;
   lookahead?: number;
 }
@@ -22,6 +25,8 @@ export interface SendStats {
   dataBytes: number;
   wireBytes: number;
   frames: number;
+  /** HTTP mode: the stream's HMAC, which the replica's acknowledgement must cover. */
+  mac?: string;
 }
 
 /** Up to chunkBytes of changed runs of one disk, encoded together in one worker task. */
@@ -30,14 +35,10 @@ interface Chunk {
   pieces: Promise<EncodedPiece[]>;
 }
 
-export function streamMac(key: string, seq: number): Hmac {
-  return createHmac("sha256", key).update(`replica-manager stream ${seq}\n`);
-}
-
 export async function* cycleStream(cycle: FrozenCycle, pool: CodecPool, opts: SendOptions, stats: SendStats): AsyncGenerator<Buffer> {
   const chunkBytes = opts.chunkBytes ?? 1024 * 1024;
   const lookahead = opts.lookahead ?? 4;
-  const mac = opts.macKey ? streamMac(opts.macKey, opts.seq) : undefined;
+  const mac = opts.auth ? streamMac(opts.auth.token, { relationshipId: opts.relationshipId, seq: opts.seq, base: opts.base, nonce: opts.auth.nonce }) : undefined;
   stats.changedBytes = cycle.disks.reduce((n, d) => n + d.changedBytes, 0);
 
   function* chunks(): Generator<Chunk> {
@@ -91,8 +92,8 @@ export async function* cycleStream(cycle: FrozenCycle, pool: CodecPool, opts: Se
     }
   }
   stats.frames = index;
-  const end: EndPayload = { frames: index, dataBytes: stats.dataBytes, mac: null };
-  if (mac) end.mac = mac.digest("hex");
+  const end: EndPayload = { frames: index, dataBytes: stats.dataBytes, relationshipId: opts.relationshipId, base: opts.base, mac: null };
+  if (mac) end.mac = stats.mac = mac.digest("hex");
   const payload = Buffer.from(JSON.stringify(end));
   yield emit(encodeFrame({ type: FrameType.End, flags: 0, disk: 0, seq: opts.seq, index, offset: 0, length: 0 }, payload), false);
   yield emit(payload, false);

@@ -2,7 +2,7 @@
  * Agent-to-agent calls: HTTPS with this host's certificate as the client certificate
  * (mutual TLS), or plain HTTP with requests signed by the shared token.
  */
-import { createHmac } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import http from "node:http";
 import https from "node:https";
@@ -38,8 +38,9 @@ export class PeerError extends Error {
 
 export const TOKEN_SCHEME = "RM-Token";
 
-export function signRequest(token: string, method: string, path: string, primary: string, ts: number): string {
-  return createHmac("sha256", token).update(`${method}\n${path}\n${primary}\n${ts}`).digest("hex");
+/** HTTP mode's request signature; the nonce makes every request unique and unreplayable. */
+export function signRequest(token: string, method: string, path: string, primary: string, ts: number, nonce: string): string {
+  return createHmac("sha256", token).update(`${method}\n${path}\n${primary}\n${ts}\n${nonce}`).digest("hex");
 }
 
 export class PeerClient {
@@ -60,7 +61,7 @@ export class PeerClient {
     else cb(null, fixed, family);
   };
 
-  private request(target: PeerTarget, method: string, path: string, headers: Record<string, string>): http.ClientRequest {
+  private request(target: PeerTarget, method: string, path: string, headers: Record<string, string>, nonce = randomBytes(16).toString("hex")): http.ClientRequest {
     const base = { host: target.server, port: target.port, method, path, lookup: this.lookup as never, timeout: 60_000 };
     if (target.mode === "https") {
       if (!this.httpsAgent) throw new PeerError(0, "NO_CERTIFICATE", "this host has no certificate configured; HTTPS replication needs replication.tls in the agent config");
@@ -68,11 +69,11 @@ export class PeerClient {
     }
     if (!this.opts.token) throw new PeerError(0, "NO_TOKEN", "this host has no replication token configured; HTTP replication needs replication.token in the agent config");
     const ts = Date.now();
-    const sig = signRequest(this.opts.token, method, path, this.opts.hostName, ts);
+    const sig = signRequest(this.opts.token, method, path, this.opts.hostName, ts, nonce);
     return http.request({
       ...base,
       agent: this.httpAgent,
-      headers: { ...headers, authorization: `${TOKEN_SCHEME} ${this.opts.hostName}:${ts}:${sig}` },
+      headers: { ...headers, authorization: `${TOKEN_SCHEME} ${this.opts.hostName}:${ts}:${nonce}:${sig}` },
     });
   }
 
@@ -86,8 +87,8 @@ export class PeerClient {
   }
 
   /** Streams a body (a replication cycle) with backpressure, then reads the JSON answer. */
-  async stream<T>(target: PeerTarget, path: string, source: AsyncIterable<Buffer>): Promise<T> {
-    const req = this.request(target, "POST", path, { "content-type": "application/octet-stream" });
+  async stream<T>(target: PeerTarget, path: string, source: AsyncIterable<Buffer>, nonce?: string): Promise<T> {
+    const req = this.request(target, "POST", path, { "content-type": "application/octet-stream" }, nonce);
     // An error of our own (reading the disk, compressing) must not be reported as the
     // peer hanging up, which is only its consequence.
     let localError: Error | undefined;

@@ -16,6 +16,19 @@ import { signRequest, TOKEN_SCHEME } from "./peer-client.js";
 
 const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000;
 
+/** Nonces seen within the clock-skew window: a request replayed verbatim is refused. */
+class NonceCache {
+  private readonly seen = new Map<string, number>();
+
+  /** False when the nonce was already used. */
+  remember(nonce: string, now = Date.now()): boolean {
+    if (this.seen.size > 10_000) for (const [n, exp] of this.seen) if (exp < now) this.seen.delete(n);
+    if (this.seen.has(nonce)) return false;
+    this.seen.set(nonce, now + 2 * MAX_CLOCK_SKEW_MS);
+    return true;
+  }
+}
+
 declare module "fastify" {
   interface FastifyRequest {
     peer?: Peer;
@@ -44,28 +57,30 @@ function peerFromCertificate(req: FastifyRequest): Peer {
   return { name, via: "https" };
 }
 
-function peerFromToken(req: FastifyRequest, token: string | undefined): Peer {
+function peerFromToken(req: FastifyRequest, token: string | undefined, nonces: NonceCache): Peer {
   if (!token) throw unauthenticated("this Replica server has no replication token configured, so HTTP replication is off; use HTTPS");
   const header = req.headers.authorization ?? "";
-  const m = new RegExp(`^${TOKEN_SCHEME} ([^:\\s]+):(\\d+):([0-9a-f]{64})$`).exec(header);
-  if (!m) throw unauthenticated(`missing signed token: HTTP replication requires 'Authorization: ${TOKEN_SCHEME} <primary>:<time>:<signature>'`);
-  const [, name, tsText, sig] = m as unknown as [string, string, string, string];
+  const m = new RegExp(`^${TOKEN_SCHEME} ([^:\\s]+):(\\d+):([0-9a-f]{32}):([0-9a-f]{64})$`).exec(header);
+  if (!m) throw unauthenticated(`missing signed token: HTTP replication requires 'Authorization: ${TOKEN_SCHEME} <primary>:<time>:<nonce>:<signature>'`);
+  const [, name, tsText, nonce, sig] = m as unknown as [string, string, string, string, string];
   const ts = Number(tsText);
   if (Math.abs(Date.now() - ts) > MAX_CLOCK_SKEW_MS) throw unauthenticated(`signed token from '${name}' is more than 5 minutes old or ahead: check both hosts' clocks`);
-  const want = Buffer.from(signRequest(token, req.method, req.url, name, ts), "hex");
+  const want = Buffer.from(signRequest(token, req.method, req.url, name, ts, nonce), "hex");
   if (!timingSafeEqual(want, Buffer.from(sig, "hex"))) {
     throw unauthenticated(`token signature from '${name}' does not match: the primary and the Replica server must share the same replication.token`);
   }
-  return { name: name.toLowerCase(), via: "http", macKey: token };
+  if (!nonces.remember(nonce)) throw unauthenticated(`request from '${name}' was already received once: a replayed request is refused`);
+  return { name: name.toLowerCase(), via: "http", auth: { token, nonce } };
 }
 
 export function registerReplicationApi(app: FastifyInstance, via: "https" | "http", store: ReplicaStore, token: string | undefined): void {
   // Cycle bodies are streamed straight into the receiver, never buffered whole.
   app.addContentTypeParser("application/octet-stream", (_req, payload, done) => done(null, payload));
 
+  const nonces = new NonceCache();
   app.addHook("onRequest", async (req) => {
     try {
-      req.peer = via === "https" ? peerFromCertificate(req) : peerFromToken(req, token);
+      req.peer = via === "https" ? peerFromCertificate(req) : peerFromToken(req, token, nonces);
     } catch (err) {
       store.refused({ name: "unauthenticated peer", via }, `${(err as Error).message} (from ${req.ip})`);
       throw err;

@@ -1,0 +1,27 @@
+/**
+ * HTTP mode's integrity: without TLS, the stream and its acknowledgement are signed with
+ * the shared token, bound to the relationship, the cycle, the cycle it builds on and the
+ * request's one-time nonce. A body moved to another VM, another cycle or another attempt,
+ * or an acknowledgement the replica did not send, fails verification.
+ */
+import { createHmac, type Hmac } from "node:crypto";
+
+export interface StreamBinding {
+  relationshipId: string;
+  seq: number;
+  base: number;
+  nonce: string;
+}
+
+export interface StreamAuth {
+  token: string;
+  nonce: string;
+}
+
+export function streamMac(token: string, b: StreamBinding): Hmac {
+  return createHmac("sha256", token).update(`replica-manager stream v1\n${b.relationshipId}\n${b.seq}\n${b.base}\n${b.nonce}\n`);
+}
+
+export function ackMac(token: string, b: StreamBinding, streamMacHex: string): string {
+  return createHmac("sha256", token).update(`replica-manager ack v1\n${b.relationshipId}\n${b.seq}\n${b.base}\n${b.nonce}\n${streamMacHex}`).digest("hex");
+}
