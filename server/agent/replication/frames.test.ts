@@ -1,0 +1,207 @@
+/**
+ * The frame format: headers round-trip, the reader reassembles frames from any chunking of
+ * the byte stream, and every kind of damage (payload, cycle, position, truncation, magic)
+ * is a FrameError rather than silently accepted data.
+ */
+import { describe, expect, it } from "vitest";
+import {
+  decodeHeader,
+  encodeFrame,
+  FLAG_ZSTD,
+  FrameError,
+  FrameType,
+  HEADER_SIZE,
+  MAX_PAYLOAD,
+  readFrames,
+  verifyFrame,
+  type FrameHeader,
+} from "./frames.js";
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function bytes(n: number, seed: number): Buffer {
+  const next = rng(seed);
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = Math.floor(next() * 256);
+  return b;
+}
+
+type Spec = Omit<FrameHeader, "checksum" | "payloadLength">;
+
+function frame(spec: Spec, payload: Buffer): Buffer {
+  return Buffer.concat([encodeFrame(spec, payload), payload]);
+}
+
+/** A small cycle: data, an empty-payload zero frame, compressed-flagged data, the end frame. */
+function sampleStream(seq = 9): { wire: Buffer; frames: { spec: Spec; payload: Buffer }[] } {
+  const frames: { spec: Spec; payload: Buffer }[] = [
+    { spec: { type: FrameType.Data, flags: 0, disk: 0, seq, index: 0, offset: 0, length: 300 }, payload: bytes(300, 1) },
+    { spec: { type: FrameType.Zero, flags: 0, disk: 1, seq, index: 1, offset: 4096, length: 8192 }, payload: Buffer.alloc(0) },
+    { spec: { type: FrameType.Data, flags: FLAG_ZSTD, disk: 2, seq, index: 2, offset: 2 ** 40, length: 2 ** 20 }, payload: bytes(77, 2) },
+    { spec: { type: FrameType.End, flags: 0, disk: 0, seq, index: 3, offset: 0, length: 0 }, payload: Buffer.from('{"frames":3}') },
+  ];
+  return { wire: Buffer.concat(frames.map((f) => frame(f.spec, f.payload))), frames };
+}
+
+async function* fromChunks(chunks: Buffer[]): AsyncGenerator<Buffer> {
+  for (const c of chunks) yield c;
+}
+
+async function readAll(chunks: Buffer[]) {
+  const out: { header: FrameHeader; payload: Buffer }[] = [];
+  // Copy payloads: the reader may hand out views of its input.
+  for await (const f of readFrames(fromChunks(chunks))) out.push({ header: f.header, payload: Buffer.from(f.payload) });
+  return out;
+}
+
+async function expectFrameError(chunks: Buffer[], message: RegExp): Promise<void> {
+  const err = await readAll(chunks).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(FrameError);
+  expect((err as Error).message).toMatch(message);
+}
+
+function checkFrames(got: { header: FrameHeader; payload: Buffer }[], want: { spec: Spec; payload: Buffer }[]): void {
+  expect(got.length).toBe(want.length);
+  got.forEach((g, i) => {
+    const w = want[i]!;
+    expect(g.header).toMatchObject({ ...w.spec, payloadLength: w.payload.length });
+    expect(g.payload.equals(w.payload)).toBe(true);
+  });
+}
+
+describe("encodeFrame / decodeHeader", () => {
+  it("round-trips every header field, including 64-bit sequence and offset values", () => {
+    const payload = bytes(1234, 3);
+    const spec: Spec = { type: FrameType.Data, flags: FLAG_ZSTD, disk: 3, seq: 2 ** 45 + 7, index: 0xfffffffe, offset: 2 ** 50 + 4096, length: 2 ** 33 };
+    const header = encodeFrame(spec, payload);
+    expect(header.length).toBe(HEADER_SIZE);
+    const h = decodeHeader(header);
+    expect(h).toMatchObject({ ...spec, payloadLength: 1234 });
+    expect(typeof h.checksum).toBe("bigint");
+    expect(() => verifyFrame(header, h, payload)).not.toThrow();
+  });
+
+  it("writes the documented layout", () => {
+    const header = encodeFrame({ type: FrameType.Zero, flags: 0, disk: 2, seq: 5, index: 6, offset: 8192, length: 4096 }, Buffer.alloc(0));
+    expect(header.toString("latin1", 0, 4)).toBe("RMF1");
+    expect(header.readUInt8(4)).toBe(FrameType.Zero);
+    expect(header.readUInt8(6)).toBe(2);
+    expect(header.readBigUInt64LE(8)).toBe(5n);
+    expect(header.readUInt32LE(16)).toBe(6);
+    expect(header.readUInt32LE(20)).toBe(0);
+    expect(header.readBigUInt64LE(24)).toBe(8192n);
+    expect(header.readBigUInt64LE(32)).toBe(4096n);
+  });
+
+  it("rejects a bad magic", () => {
+    const header = encodeFrame({ type: FrameType.Data, flags: 0, disk: 0, seq: 1, index: 0, offset: 0, length: 1 }, Buffer.alloc(1));
+    header.write("XMF1", 0, "latin1");
+    expect(() => decodeHeader(header)).toThrow(FrameError);
+    expect(() => decodeHeader(header)).toThrow(/magic/);
+  });
+
+  it("rejects a payload length above MAX_PAYLOAD before trying to buffer it", () => {
+    const header = encodeFrame({ type: FrameType.Data, flags: 0, disk: 0, seq: 1, index: 0, offset: 0, length: 1 }, Buffer.alloc(1));
+    header.writeUInt32LE(MAX_PAYLOAD + 1, 20);
+    expect(() => decodeHeader(header)).toThrow(FrameError);
+  });
+});
+
+describe("readFrames", () => {
+  it("reads a stream delivered in one chunk", async () => {
+    const { wire, frames } = sampleStream();
+    checkFrames(await readAll([wire]), frames);
+  });
+
+  it("reads a stream delivered one byte at a time", async () => {
+    const { wire, frames } = sampleStream();
+    const chunks = [...wire].map((b) => Buffer.from([b]));
+    checkFrames(await readAll(chunks), frames);
+  });
+
+  it("reads a stream split in two at every possible byte boundary", async () => {
+    const { wire, frames } = sampleStream();
+    for (let cut = 0; cut <= wire.length; cut++) {
+      const got = await readAll([wire.subarray(0, cut), wire.subarray(cut)]);
+      expect(got.length, `cut at ${cut}`).toBe(frames.length);
+      checkFrames(got, frames);
+    }
+  });
+
+  it("reads a stream split into seeded random chunks (including empty ones)", async () => {
+    const { wire, frames } = sampleStream();
+    for (let seed = 1; seed <= 40; seed++) {
+      const next = rng(seed);
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < wire.length; ) {
+        const n = Math.floor(next() * 120); // 0 gives an empty chunk
+        chunks.push(wire.subarray(at, at + n));
+        at += n;
+      }
+      checkFrames(await readAll(chunks), frames);
+    }
+  });
+
+  it("a flipped payload byte is a checksum FrameError", async () => {
+    const { wire } = sampleStream();
+    const bad = Buffer.from(wire);
+    bad[HEADER_SIZE + 100]! ^= 0x01; // inside frame 0's payload
+    await expectFrameError([bad], /checksum/);
+  });
+
+  it("a flipped byte in any covered header field is a checksum FrameError", async () => {
+    const { wire } = sampleStream();
+    // type, flags, disk, seq, index, offset, length (not magic or payload length: those fail differently).
+    for (const at of [4, 5, 6, 8, 12, 16, 24, 32, 39]) {
+      const bad = Buffer.from(wire);
+      bad[at]! ^= 0x01;
+      await expectFrameError([bad], /checksum/);
+    }
+  });
+
+  it("a frame moved to another cycle or another position fails its checksum", async () => {
+    const payload = bytes(64, 4);
+    const spec: Spec = { type: FrameType.Data, flags: 0, disk: 0, seq: 10, index: 3, offset: 4096, length: 64 };
+    const reseq = frame(spec, payload);
+    reseq.writeBigUInt64LE(11n, 8);
+    await expectFrameError([reseq], /checksum/);
+    const reindex = frame(spec, payload);
+    reindex.writeUInt32LE(4, 16);
+    await expectFrameError([reindex], /checksum/);
+  });
+
+  it("a stream cut anywhere inside a frame is a truncation FrameError", async () => {
+    const { wire } = sampleStream();
+    // Frame boundaries are legitimate ends for the reader (the receiver checks for the end frame).
+    const boundaries = new Set<number>([0]);
+    let pos = 0;
+    for (const f of sampleStream().frames) boundaries.add((pos += HEADER_SIZE + f.payload.length));
+    for (let cut = 1; cut < wire.length; cut++) {
+      if (boundaries.has(cut)) continue;
+      await expectFrameError([wire.subarray(0, cut)], /truncated/);
+    }
+  });
+
+  it("bad magic in a later frame is a FrameError", async () => {
+    const { wire } = sampleStream();
+    const bad = Buffer.from(wire);
+    bad.write("JUNK", HEADER_SIZE + 300, "latin1"); // frame 1's magic
+    await expectFrameError([bad], /magic/);
+  });
+
+  it("a stream that is not a replication stream at all is a FrameError", async () => {
+    await expectFrameError([Buffer.from("HTTP/1.1 502 Bad Gateway\r\n\r\n<html>proxy error</html>...........")], /magic/);
+  });
+});
