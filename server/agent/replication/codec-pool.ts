@@ -16,12 +16,20 @@ export interface EncodedPiece {
 
 const ZERO = Buffer.alloc(64 * 1024);
 
-/** Alternating runs of all-zero and data blocks covering the whole buffer. */
+function isZeroRange(buf: Buffer, from: number, to: number): boolean {
+  for (let off = from; off < to; off += ZERO.length) {
+    const end = Math.min(off + ZERO.length, to);
+    if (ZERO.compare(buf, off, end, 0, end - off) !== 0) return false;
+  }
+  return true;
+}
+
+/** Alternating runs of all-zero and data blocks covering the whole buffer (any block size). */
 export function splitZeroRuns(buf: Buffer, blockSize: number): { zero: boolean; start: number; end: number }[] {
   const out: { zero: boolean; start: number; end: number }[] = [];
   for (let off = 0; off < buf.length; off += blockSize) {
     const end = Math.min(off + blockSize, buf.length);
-    const zero = ZERO.compare(buf, off, end, 0, end - off) === 0;
+    const zero = isZeroRange(buf, off, end);
     const last = out[out.length - 1];
     if (last && last.zero === zero) last.end = end;
     else out.push({ zero, start: off, end });

@@ -62,7 +62,7 @@ export class Bitmap {
     for (let w = 0; w < this.words.length; w++) {
       const word = this.words[w]!;
       if (word === 0 && start < 0) continue;
-      if (word === 0xffffffff && start >= 0 && w * 32 - start + 32 <= maxRun) continue;
+      if (word === 0xffffffff && start >= 0 && w * 32 - start + 32 < maxRun) continue;
       for (let b = 0; b < 32; b++) {
         const i = w * 32 + b;
         if (i >= this.size) break;

@@ -9,8 +9,10 @@ import { readFully, writeFully } from "../util/files.js";
 export class CbwStore {
   private readonly mem = new Map<number, Buffer>();
   private memBytes = 0;
-  private file: FileHandle | undefined;
+  private file: Promise<FileHandle> | undefined;
   private readonly onFile = new Map<number, number>();
+  /** Blocks whose spill write has not finished: get() waits for them. */
+  private readonly writing = new Map<number, Promise<void>>();
   private fileEnd = 0;
 
   constructor(
@@ -20,7 +22,7 @@ export class CbwStore {
   ) {}
 
   has(block: number): boolean {
-    return this.mem.has(block) || this.onFile.has(block);
+    return this.mem.has(block) || this.onFile.has(block) || this.writing.has(block);
   }
 
   get size(): number {
@@ -33,19 +35,26 @@ export class CbwStore {
       this.memBytes += data.length;
       return;
     }
-    this.file ??= await open(this.spillPath, "w+");
+    this.file ??= open(this.spillPath, "w+");
     const at = this.fileEnd;
     this.fileEnd += this.blockSize;
-    this.onFile.set(block, at);
-    await writeFully(this.file, data, at);
+    const done = this.file.then((fh) => writeFully(fh, data, at));
+    this.writing.set(block, done);
+    try {
+      await done;
+      this.onFile.set(block, at);
+    } finally {
+      this.writing.delete(block);
+    }
   }
 
   async get(block: number): Promise<Buffer | undefined> {
     const inMem = this.mem.get(block);
     if (inMem) return inMem;
+    await this.writing.get(block);
     const at = this.onFile.get(block);
     if (at === undefined || !this.file) return undefined;
-    return readFully(this.file, Buffer.allocUnsafe(this.blockSize), at);
+    return readFully(await this.file, Buffer.allocUnsafe(this.blockSize), at);
   }
 
   delete(block: number): void {
@@ -60,8 +69,9 @@ export class CbwStore {
   async dispose(): Promise<void> {
     this.mem.clear();
     this.onFile.clear();
+    await Promise.allSettled(this.writing.values());
     if (this.file) {
-      await this.file.close();
+      await (await this.file).close();
       this.file = undefined;
       await rm(this.spillPath, { force: true });
     }

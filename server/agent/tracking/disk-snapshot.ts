@@ -88,6 +88,12 @@ export class DiskSnapshot {
     }
     try {
       const buf = await readFully(this.fh, Buffer.allocUnsafeSlow((to - from) * this.blockSize), from * this.blockSize);
+      // Copy-outs that began while the disk was being read (blocks already in the CBW store
+      // when this read started) must finish before their before-images are taken.
+      for (let b = from; b < to; b++) {
+        const p = this.preserving.get(b);
+        if (p) pendingPreserves.push(p);
+      }
       await Promise.all(pendingPreserves);
       for (let b = from; b < to; b++) {
         if (!this.cbw.has(b)) continue;

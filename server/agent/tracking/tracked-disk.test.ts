@@ -379,7 +379,7 @@ describe("DiskSnapshot with a spilled CBW store (fault injection)", () => {
       expect("file" in cbwInternals).toBe(true);
       await (internals.cbw as CbwStore).dispose(); // the store being replaced holds nothing yet
       internals.cbw = cbw;
-      cbwInternals.file = slowSpill;
+      cbwInternals.file = Promise.resolve(slowSpill); // the store opens its spill file lazily, as a promise
 
       // The guest's write path (as TrackedDisk.write does it), and the engine's read, together.
       const write = snap.preserve(0, 3).then(() => diskFh.write(pattern(600, 3 * BS), 0, 3 * BS, 0));
