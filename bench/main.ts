@@ -1,0 +1,71 @@
+/**
+ * npm run bench: Replica Manager against the tools an administrator would use instead, in
+ * one run on this machine, reported as ratios. Figures, not pass/fail: see README.
+ *   RM_BENCH_GIB   size of the replicated disk (default 8)
+ *   RM_BENCH_DIR   scratch folder (default /var/tmp); needs about 3 × the disk size free
+ */
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { ROOT } from "../server/agent/agent-process.js";
+import { benchReplication } from "./replication.js";
+import { benchTracking } from "./tracking.js";
+
+const MiB = 1024 * 1024;
+const fmt = (n: number, d = 2) => n.toFixed(d);
+const mib = (b: number) => `${fmt(b / MiB, 1)} MiB`;
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ")).join("\n");
+}
+
+async function main(): Promise<void> {
+  const gib = Number(process.env.RM_BENCH_GIB ?? 8);
+  const base = process.env.RM_BENCH_DIR ?? "/var/tmp";
+  const dir = await mkdtemp(join(base, "rm-bench-"));
+  const log = (s: string) => console.log(`  … ${s}`);
+  try {
+    console.log("Replica Manager benchmark\n");
+    log("guest write throughput, change tracking off and on...");
+    const tracking = await benchTracking(dir);
+    const repl = await benchReplication(dir, gib, log);
+
+    const initialPlain = repl.cpSeconds / repl.initialPlainSeconds;
+    const initialZstd = repl.cpSeconds / repl.initialZstdSeconds;
+    const deltaSpeed = repl.rsyncSeconds / repl.deltaSeconds;
+    const wire = repl.deltaWireBytes / repl.changedBytes;
+    console.log(`\nInitial replication of a ${repl.diskGiB} GiB disk (HTTPS, mutual TLS) vs cp + sync`);
+    console.log(
+      table([
+        ["", "seconds", "on the wire", "speed vs cp", "target"],
+        ["cp + sync", fmt(repl.cpSeconds), "-", "1.00×", ""],
+        ["initial, no compression", fmt(repl.initialPlainSeconds), mib(repl.initialPlainWireBytes), `${fmt(initialPlain)}×`, "≥ 0.80×"],
+        ["initial, zstd", fmt(repl.initialZstdSeconds), mib(repl.initialZstdWireBytes), `${fmt(initialZstd)}×`, "≥ 0.50×"],
+      ]),
+    );
+    console.log(`\nOne delta cycle after 1% of the disk changed (${mib(repl.changedBytes)} in random 64 KiB blocks, incompressible)`);
+    console.log(
+      table([
+        ["", "seconds", "bytes sent", "sent / changed", "speed vs rsync", "target"],
+        ["rsync --inplace --no-whole-file", fmt(repl.rsyncSeconds), mib(repl.rsyncSentBytes), fmt(repl.rsyncSentBytes / repl.changedBytes), "1.00×", ""],
+        ["Replica Manager delta cycle", fmt(repl.deltaSeconds, 3), mib(repl.deltaWireBytes), fmt(wire, 3), `${fmt(deltaSpeed, 1)}×`, "≥ 20×, ≤ 1.05 sent/changed"],
+      ]),
+    );
+    console.log("\nGuest write throughput through the lab block layer, tracking off vs on");
+    console.log(
+      table([
+        ["pattern", "off MiB/s", "on MiB/s", "on / off", "target"],
+        ...tracking.map((t) => [t.pattern, fmt(t.offMiBps, 0), fmt(t.onMiBps, 0), `${fmt(t.ratio)}×`, "≥ 0.90×"]),
+      ]),
+    );
+    console.log(`\nReplica equal to primary after the run (SHA-256): ${repl.equal ? "yes" : "NO"}`);
+    await mkdir(join(ROOT, "bench-results"), { recursive: true });
+    await writeFile(join(ROOT, "bench-results", "agent.json"), JSON.stringify({ date: new Date().toISOString(), replication: repl, tracking }, null, 2));
+    console.log("(figures saved in bench-results/agent.json)");
+    if (!repl.equal) process.exitCode = 1;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+void main();

@@ -1,0 +1,135 @@
+/**
+ * Replication against what an administrator would use instead: the initial copy against
+ * `cp` (+ sync) of the same image, a delta cycle against `rsync --inplace --no-whole-file`.
+ */
+import { execFile } from "node:child_process";
+import { randomBytes, randomFillSync, randomInt } from "node:crypto";
+import { open, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { diskHash, startPair, type AgentProcess, type Pair, type VmView } from "../server/agent/testing/harness.js";
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+
+export interface ReplicationResult {
+  diskGiB: number;
+  cpSeconds: number;
+  initialPlainSeconds: number;
+  initialPlainWireBytes: number;
+  initialZstdSeconds: number;
+  initialZstdWireBytes: number;
+  changedBytes: number;
+  deltaSeconds: number;
+  deltaWireBytes: number;
+  rsyncSeconds: number;
+  rsyncSentBytes: number;
+  equal: boolean;
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const t = process.hrtime.bigint();
+  const v = await fn();
+  return [v, Number(process.hrtime.bigint() - t) / 1e9];
+}
+
+/** Guest-like content: each 4 KiB block half random, half text (about 2:1 with zstd). */
+async function fillImage(path: string, bytes: number): Promise<void> {
+  const fh = await open(path, "r+");
+  const chunk = Buffer.allocUnsafe(4 * MiB);
+  const text = Buffer.alloc(2048, "invoice 2026-11-22 customer=ACME total=1234.56 status=paid ");
+  for (let pos = 0; pos < bytes; pos += chunk.length) {
+    randomFillSync(chunk);
+    for (let b = 2048; b < chunk.length; b += 4096) text.copy(chunk, b);
+    await fh.write(chunk, 0, chunk.length, pos);
+  }
+  await fh.sync();
+  await fh.close();
+}
+
+interface Outcome {
+  ok: boolean;
+  seq: number;
+  changedBytes: number;
+  wireBytes: number;
+  error?: string;
+}
+
+async function initialCopy(pair: Pair, vmId: string, compression: boolean): Promise<Outcome & { seconds: number }> {
+  await pair.primary.ok("POST", `/api/v1/vms/${vmId}/replication`, {
+    replicaServer: "hv02.lab.test",
+    replicaPort: pair.replica.ports.https,
+    authMode: "https",
+    compression,
+    frequencySeconds: 900,
+    startInitialReplication: false,
+  });
+  const [outcome, seconds] = await timed(() => pair.primary.ok<Outcome>("POST", `/api/v1/vms/${vmId}/replication/replicate-now`));
+  if (!outcome.ok) throw new Error(`initial replication failed: ${outcome.error}`);
+  return { ...outcome, seconds };
+}
+
+async function removeEverywhere(pair: Pair, vmId: string): Promise<void> {
+  await pair.primary.ok("DELETE", `/api/v1/vms/${vmId}/replication`);
+  await pair.replica.ok("DELETE", `/api/v1/vms/${vmId}/replication`);
+  await pair.replica.ok("DELETE", `/api/v1/vms/${vmId}`);
+}
+
+export async function benchReplication(dir: string, diskGiB: number, log: (s: string) => void): Promise<ReplicationResult> {
+  const size = diskGiB * 1024 * MiB;
+  const pair = await startPair({ dir: join(dir, "pair") });
+  const copy = join(dir, "cp-copy.raw");
+  try {
+    const primary: AgentProcess = pair.primary;
+    const vm = await primary.ok<VmView>("POST", "/api/v1/vms", { name: "bench", disks: [{ sizeBytes: size }] });
+    const image = join(pair.dir, "hv01", "vms", vm.id, "disk0.raw");
+    log(`filling a ${diskGiB} GiB image with guest-like data...`);
+    await fillImage(image, size);
+
+    log("cp + sync of the image...");
+    const [, cpSeconds] = await timed(async () => {
+      await run("cp", [image, copy]);
+      await run("sync", [copy]);
+    });
+
+    log("initial replication without compression (HTTPS, mutual TLS)...");
+    const plain = await initialCopy(pair, vm.id, false);
+    await removeEverywhere(pair, vm.id);
+    log("initial replication with zstd...");
+    const zstd = await initialCopy(pair, vm.id, true);
+
+    const blocks = Math.floor((size * 0.01) / (64 * 1024));
+    log(`changing 1% of the disk: ${blocks} random 64 KiB blocks of incompressible data...`);
+    const used = new Set<number>();
+    while (used.size < blocks) used.add(randomInt(size / (64 * 1024)));
+    for (const b of used) await primary.ok("PUT", `/api/v1/vms/${vm.id}/disks/0/data?offset=${b * 64 * 1024}`, randomBytes(64 * 1024));
+
+    log("one delta cycle...");
+    const [delta, deltaSeconds] = await timed(() => primary.ok<Outcome>("POST", `/api/v1/vms/${vm.id}/replication/replicate-now`));
+    if (!delta.ok) throw new Error(`delta cycle failed: ${delta.error}`);
+
+    log("rsync --inplace --no-whole-file of the same change...");
+    const [rsyncOut, rsyncSeconds] = await timed(() => run("rsync", ["--inplace", "--no-whole-file", "--stats", image, copy], { maxBuffer: 10 * MiB }));
+    const sent = /Total bytes sent: ([\d,.]+)/.exec(rsyncOut.stdout)?.[1] ?? "0";
+
+    log("comparing primary and replica (SHA-256)...");
+    const equal = (await diskHash(primary, vm.id)) === (await diskHash(pair.replica, vm.id));
+    return {
+      diskGiB,
+      cpSeconds,
+      initialPlainSeconds: plain.seconds,
+      initialPlainWireBytes: plain.wireBytes,
+      initialZstdSeconds: zstd.seconds,
+      initialZstdWireBytes: zstd.wireBytes,
+      changedBytes: blocks * 64 * 1024,
+      deltaSeconds,
+      deltaWireBytes: delta.wireBytes,
+      rsyncSeconds,
+      rsyncSentBytes: Number(sent.replace(/[,.]/g, "")),
+      equal,
+    };
+  } finally {
+    await pair.cleanup();
+    await rm(copy, { force: true });
+  }
+}
