@@ -90,8 +90,11 @@ export class RegionLog {
     return { log, dirty, lost };
   }
 
-  /** Persists the regions of blocks [from, to) before the guest's data is written. */
-  async ensure(from: number, to: number): Promise<void> {
+  /**
+   * Persists the regions of blocks [from, to) before the guest's data is written. Returns
+   * undefined when they are already marked (the common case), so the hot path costs no await.
+   */
+  ensure(from: number, to: number): Promise<void> | undefined {
     const r0 = Math.floor(from / this.blocksPerRegion);
     const r1 = Math.floor((to - 1) / this.blocksPerRegion);
     let changed = false;
@@ -101,11 +104,11 @@ export class RegionLog {
         changed = true;
       }
     }
-    if (!changed) return;
+    if (!changed) return undefined;
     const w0 = r0 >>> 5;
     const w1 = r1 >>> 5;
-    const bytes = this.coarse.toBuffer().subarray(w0 * 4, (w1 + 1) * 4);
-    await this.fh.write(bytes, 0, bytes.length, HEADER + w0 * 4);
+    const bytes = Buffer.from(this.coarse.toBuffer().subarray(w0 * 4, (w1 + 1) * 4));
+    return this.fh.write(bytes, 0, bytes.length, HEADER + w0 * 4).then(() => undefined);
   }
 
   /** After a cycle commits: only the regions still dirty in `pending` stay marked. */

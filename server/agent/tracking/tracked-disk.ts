@@ -86,7 +86,8 @@ export class TrackedDisk {
     if (this.live && this.regionLog) {
       const from = Math.floor(offset / BLOCK_SIZE);
       const to = Math.ceil((offset + data.length) / BLOCK_SIZE);
-      await this.regionLog.ensure(from, to);
+      const logged = this.regionLog.ensure(from, to);
+      if (logged) await logged;
       if (this.snapshot) await this.snapshot.preserve(from, to);
       this.live.setRange(from, to);
     }
