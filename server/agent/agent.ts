@@ -2,7 +2,7 @@
  * The host agent: wires its modules together, starts them in order and stops them in the
  * reverse order. The console is never needed for replication to run.
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
@@ -81,11 +81,12 @@ export class Agent {
       pool: this.pool,
       peers: this.peers,
       token: cfg.replication.token,
-    });
+    }, () => ({ https: Boolean(this.replicationTls), http: Boolean(cfg.replication.token) }));
     await this.manager.start();
     await this.startReplicationListeners();
 
-    const management = createServer(this.log, "management", managementTls && { ...managementTls, requestCert: true, rejectUnauthorized: true });
+    // With a token as well, clients without a certificate may connect and show the token.
+    const management = createServer(this.log, "management", managementTls && { ...managementTls, requestCert: true, rejectUnauthorized: !cfg.management.token });
     this.management = management;
     registerManagementApi(management, {
       hostName: cfg.hostName,
@@ -140,6 +141,13 @@ export class Agent {
   private async startReplicationListeners(): Promise<void> {
     const s = this.settings!;
     const store = this.manager!.replicas;
+    const missing = [
+      s.https.enabled && !this.replicationTls && "HTTPS is enabled but replication.tls (certificate, key, CA) is not configured",
+      s.http.enabled && !this.config.replication.token && "HTTP is enabled but replication.token is not configured",
+    ].filter(Boolean);
+    for (const m of missing) {
+      this.events!.emit({ severity: "warning", kind: "replica-server.listener-off", message: `Replica server: ${m}; that listener does not run.` });
+    }
     if (s.https.enabled && this.replicationTls) {
       const app = createServer(this.log, "replication-https", { ...this.replicationTls, requestCert: true, rejectUnauthorized: false });
       registerReplicationApi(app, "https", store, undefined);
@@ -160,15 +168,27 @@ export class Agent {
     this.listeners = {};
   }
 
-  /** Ordered shutdown: stop taking requests, finish cycles, save VMs, close storage. */
+  /**
+   * Ordered shutdown: stop taking requests, cut cycles in flight short (requests waiting on
+   * them then finish), save VMs, close storage.
+   */
   async stop(): Promise<void> {
-    await this.management?.close();
+    const closing = this.management?.close();
     await this.stopReplicationListeners();
     await this.manager?.stop();
+    this.log.info("shutdown: replication stopped");
+    // Requests that waited on a cycle have answered by now; their keep-alive connections
+    // went idle after close() began, and nothing else would close them.
+    await new Promise((r) => setImmediate(r));
+    this.management?.server.closeIdleConnections();
+    await closing;
+    this.log.info("shutdown: management API closed");
     await this.hypervisor?.stop();
+    this.log.info("shutdown: virtual machines saved");
     await this.pool?.close();
     this.peers?.close();
     this.events?.emit({ severity: "info", kind: "agent.stopped", message: `Host agent ${this.config.hostName} stopped.` });
     this.db?.close();
+    await rm(join(this.config.dataDir, "agent.pid"), { force: true });
   }
 }

@@ -227,6 +227,8 @@ const cases: Case[] = [
     message,
   })),
   { name: "a disk the VM does not have", method: "POST", path: "/api/v1/vms/{A}/replication", json: { replicaServer: "hv02.lab.test", replicaPort: 9443, disks: [0, 2] }, status: 400, message: /^disks: .*no disk 2/ },
+  { name: "HTTPS on a host without a replication certificate", method: "POST", path: "/api/v1/vms/{A}/replication", json: { replicaServer: "hv02.lab.test", replicaPort: 9443 }, status: 400, message: /^authMode: .*no replication certificate/ },
+  { name: "the same disk twice", method: "POST", path: "/api/v1/vms/{A}/replication", json: { replicaServer: "hv02.lab.test", replicaPort: 9443, disks: [0, 0] }, status: 400, field: "body.disks" },
   { name: "this host as the Replica server", method: "POST", path: "/api/v1/vms/{A}/replication", json: { replicaServer: "HV01.lab.test", replicaPort: 9443 }, status: 400, message: /replicaServer 'hv01\.lab\.test' is this host/ },
   { name: "malformed VM id", method: "POST", path: "/api/v1/vms/42/replication", json: { replicaServer: "hv02.lab.test", replicaPort: 9443 }, status: 400, field: "params.vmId" },
   { name: "unknown VM", method: "POST", path: "/api/v1/vms/{X}/replication", json: { replicaServer: "hv02.lab.test", replicaPort: 9443 }, status: 404, message: new RegExp(UNKNOWN) },

@@ -4,7 +4,7 @@ import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { HostName, Port, ReplicaServerSettings } from "../shared/agent-api.js";
 
-const TlsFiles = z.object({
+const TlsFiles = z.strictObject({
   cert: z.string().min(1, "path of the host's certificate (PEM)"),
   key: z.string().min(1, "path of the host's private key (PEM)"),
   ca: z.string().min(1, "path of the CA certificate(s) that peers' certificates must chain to (PEM)"),
@@ -18,19 +18,22 @@ export const AgentConfig = z
     /** Address the listeners bind to. */
     listen: z.string().default("127.0.0.1"),
     management: z
-      .object({
+      .strictObject({
         port: Port.default(9440),
         token: z.string().min(16, "management.token must be at least 16 characters").optional(),
         tls: TlsFiles.optional(),
       })
       .refine((m) => m.token || m.tls, "management needs a token (lab setups) or tls (mutual TLS), or both"),
     replication: z
-      .object({
+      .strictObject({
         token: z.string().min(16, "replication.token must be at least 16 characters").optional(),
         tls: TlsFiles.optional(),
       })
       .default({}),
-    /** Initial Replica server settings, used until they are changed through the API. */
+    /**
+     * Replica server settings for the agent's first start. From then on the settings live in
+     * the agent's database and change through the API (PUT /api/v1/replica-server).
+     */
     replicaServer: ReplicaServerSettings.optional(),
     /** Static name resolution, like /etc/hosts: server name → IP address. */
     resolve: z.record(z.string(), z.string()).default({}),

@@ -155,6 +155,10 @@ describe("crash safety (kill -9 of either agent)", () => {
     const refused = await pair.primary.api<{ error: { message: string } }>("POST", `/api/v1/vms/${vmId}/replication/replicate-now`);
     expect(refused.status).toBe(409);
     expect(refused.body.error.message).toMatch(/Resynchronization required/);
+    // Pausing and resuming must not clear the state without a resynchronization.
+    const pause = await pair.primary.api<{ error: { message: string } }>("POST", `/api/v1/vms/${vmId}/replication/pause`);
+    expect(pause.status).toBe(409);
+    expect(pause.body.error.message).toMatch(/would not repair it/);
     const events = await pair.primary.ok<{ kind: string; severity: string; message: string }[]>("GET", `/api/v1/events?vmId=${vmId}&limit=1000`);
     expect(events.some((e) => e.severity === "error" && /Resynchronization required/.test(e.message))).toBe(true);
   });

@@ -1,6 +1,6 @@
 /**
  * npm run agent -- --config agent.json
- * Exit codes: 0 clean stop, 1 failure while running, 2 bad configuration.
+ * Exit codes: 0 clean stop, 1 failed to start or to shut down cleanly, 2 bad configuration.
  */
 import { parseArgs } from "node:util";
 import { Agent } from "./agent.js";

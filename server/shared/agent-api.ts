@@ -119,7 +119,11 @@ export const EnableReplicationBody = z.object({
   authMode: AuthMode.default("https"),
   compression: z.boolean().default(true),
   /** Indexes of the disks to replicate; default all (exclude a swap disk here). */
-  disks: z.array(z.number().int().min(0).max(3)).min(1, "choose at least one disk").optional(),
+  disks: z
+    .array(z.number().int().min(0).max(3))
+    .min(1, "choose at least one disk")
+    .refine((ds) => new Set(ds).size === ds.length, "each disk may be chosen once")
+    .optional(),
   frequencySeconds: ReplicationFrequency.default(300),
   startInitialReplication: z.boolean().default(true),
 });
@@ -143,7 +147,11 @@ export const CreateReplicaBody = z.object({
   vmName: VmName,
   cpus: z.number().int().min(1).max(64),
   memoryMiB: z.number().int().min(32).max(1048576),
-  disks: z.array(z.object({ index: z.number().int().min(0).max(3), sizeBytes: DiskSpec.shape.sizeBytes })).min(1).max(4),
+  disks: z
+    .array(z.object({ index: z.number().int().min(0).max(3), sizeBytes: DiskSpec.shape.sizeBytes }))
+    .min(1)
+    .max(4)
+    .refine((ds) => new Set(ds.map((d) => d.index)).size === ds.length, "disk indexes must be unique"),
   frequencySeconds: z.number().int().min(1).max(86400),
 });
 export type CreateReplicaBody = z.infer<typeof CreateReplicaBody>;

@@ -23,6 +23,7 @@ export class ReplicationManager {
     private readonly hypervisor: LabHypervisor,
     readonly replicas: ReplicaStore,
     private readonly deps: PrimaryDeps,
+    private readonly ownCredentials: () => { https: boolean; http: boolean },
   ) {
     hypervisor.powerGuards.push((vm, action) => {
       if (action === "start" && this.primaryOf(vm.id)?.record.state === "Prepared for planned failover") {
@@ -96,6 +97,10 @@ export class ReplicationManager {
       if (!vm.config.disks.some((d) => d.index === i)) throw badRequest(`disks: '${vm.config.name}' has no disk ${i}; its disks are ${vm.config.disks.map((d) => d.index).join(", ")}`);
     }
     const disks = vm.config.disks.filter((d) => indexes.includes(d.index)).map((d) => ({ index: d.index, sizeBytes: d.sizeBytes }));
+    const own = this.ownCredentials();
+    if (body.authMode === "https" && !own.https) throw badRequest("authMode: this host has no replication certificate; configure replication.tls in its agent config, or use authMode 'http'");
+    if (body.authMode === "http" && !own.http) throw badRequest("authMode: this host has no replication token; configure replication.token in its agent config, or use authMode 'https'");
+
     const rec: PrimaryRecord = {
       id: randomUUID(),
       role: "primary",
@@ -167,6 +172,9 @@ export class ReplicationManager {
   async pause(vmId: string): Promise<RelationshipRecord> {
     const rec = this.oneFor(vmId);
     if (rec.state === "Suspended") throw conflict(`replication of '${rec.vmName}' is already paused`);
+    if (rec.state === "Resynchronization required" || rec.state === "Resynchronizing") {
+      throw conflict(`replication of '${rec.vmName}' is ${rec.state}; pausing and resuming would not repair it`, { state: rec.state });
+    }
     if (rec.role === "replica") return this.replicas.setState(rec.id, "Suspended");
     const p = this.primaries.get(rec.id)!;
     await p.stop();
@@ -177,7 +185,7 @@ export class ReplicationManager {
   async resume(vmId: string): Promise<RelationshipRecord> {
     const rec = this.oneFor(vmId);
     if (rec.state !== "Suspended") throw conflict(`replication of '${rec.vmName}' is not paused (it is ${rec.state})`);
-    if (rec.role === "replica") return this.replicas.setState(rec.id, "Replicating");
+    if (rec.role === "replica") return this.replicas.setState(rec.id, rec.lastAppliedSeq < 0 ? "Waiting for initial replication" : "Replicating");
     const p = this.primaries.get(rec.id)!;
     p.setState(p.record.lastAckedSeq < 0 ? "Initial replication in progress" : "Replicating");
     p.update({ reconcile: true });

@@ -42,6 +42,7 @@ export class PrimaryReplication {
   private running: Promise<CycleOutcome | undefined> | undefined;
   private retryMs = RETRY_MIN_MS;
   private stopped = false;
+  private abort: AbortController | undefined;
 
   constructor(
     private rec: PrimaryRecord,
@@ -87,9 +88,11 @@ export class PrimaryReplication {
     this.schedule(this.rec.lastAckedSeq < 0 ? 0 : this.rec.frequencySeconds * 1000);
   }
 
+  /** Stops the schedule and cuts a cycle in flight short (its changes stay pending). */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.abort?.abort();
     await this.running;
   }
 
@@ -170,11 +173,13 @@ export class PrimaryReplication {
       const base = this.rec.lastAckedSeq;
       const nonce = randomBytes(16).toString("hex");
       const auth = this.rec.authMode === "http" && this.deps.token ? { token: this.deps.token, nonce } : undefined;
+      this.abort = new AbortController();
       const ack = await this.deps.peers.stream<CycleAck>(
         this.target,
         `/replication/v1/relationships/${this.rec.id}/cycles/${seq}?base=${base}`,
         withFailpoint(cycleStream(frozen, this.deps.pool, { relationshipId: this.rec.id, seq, base, compress: this.rec.compression, auth }, stats)),
         nonce,
+        this.abort.signal,
       );
       if (ack.seq !== seq) throw new Error(`the Replica server acknowledged cycle ${ack.seq} instead of ${seq}`);
       if (auth) {
@@ -214,6 +219,11 @@ export class PrimaryReplication {
     } catch (err) {
       if (frozen) await frozen.release();
       const message = (err as Error).message;
+      if (this.stopped) {
+        this.update({ reconcile: true });
+        this.event("info", "replication.cycle-interrupted", `Cycle ${seq} of '${this.rec.vmName}' was interrupted by the agent's shutdown; its changes stay pending.`, { seq });
+        return { seq, ok: false, changedBytes: stats.dataBytes, wireBytes: stats.wireBytes, error: message };
+      }
       this.update({ reconcile: true, stats: { ...this.rec.stats, failedCycles: this.rec.stats.failedCycles + 1, lastError: message } });
       this.deps.repo.recordCycle({ relationshipId: this.rec.id, seq, status: "failed", startedAt: startedAt.toISOString(), changedBytes: stats.dataBytes, wireBytes: stats.wireBytes, error: message });
       const refused = err instanceof PeerError && (err.status === 401 || err.status === 403);

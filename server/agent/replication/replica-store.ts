@@ -22,7 +22,7 @@ import { SerialQueue } from "../util/serial-queue.js";
 import { writeFully } from "../util/files.js";
 import { failpoint } from "../util/failpoints.js";
 import type { CodecPool } from "./codec-pool.js";
-import { FrameError, readFrames } from "./frames.js";
+import { encodeFrame, FLAG_ZSTD, FrameError, readFrames } from "./frames.js";
 import { receiveCycle } from "./receiver.js";
 import { DiskWriter } from "./apply.js";
 import { ackMac, type StreamAuth } from "./stream-auth.js";
@@ -93,7 +93,15 @@ export class ReplicaStore {
           relationshipId: rec.id,
           message: `Cycle ${rec.staged.seq} of '${rec.vmName}' was interrupted while being applied; applying it again.`,
         });
-        await this.applyStaged(rec);
+        try {
+          await this.applyStaged(rec);
+        } catch (err) {
+          // The disk may be half-written: it stays out of service, the redo file stays for
+          // the next attempt, and the rest of the agent carries on.
+          const reason = `Cycle ${rec.staged.seq} could not be applied: ${(err as Error).message}. The replica disks are not consistent until it is; fix the cause (disk space, permissions) and restart the agent.`;
+          this.deps.repo.save({ ...rec, state: "Error", reason });
+          this.deps.events.emit({ severity: "error", kind: "replica.apply-failed", vmId: rec.vmId, relationshipId: rec.id, message: `Replication of '${rec.vmName}': ${reason}` });
+        }
       }
     }
   }
@@ -151,7 +159,7 @@ export class ReplicaStore {
         disks: body.disks.map((d) => ({ sizeBytes: d.sizeBytes })),
         workload: { pattern: "idle", rateMiBps: 0 },
       },
-      { id: body.vmId, dir: storageDir, replicaOf: { primaryServer: peer.name } },
+      { id: body.vmId, dir: storageDir, replicaOf: { primaryServer: peer.name }, diskIndexes: body.disks.map((d) => d.index) },
     );
     const rec: ReplicaRecord = {
       id: body.relationshipId,
@@ -202,7 +210,11 @@ export class ReplicaStore {
   private diskPaths(rec: ReplicaRecord): Map<number, string> {
     const vm = this.deps.hypervisor.get(rec.vmId);
     const paths = new Map<number, string>();
-    for (const d of rec.disks) paths.set(d.index, join(vm.dir, vm.config.disks[d.index]!.file));
+    for (const d of rec.disks) {
+      const disk = vm.config.disks.find((x) => x.index === d.index);
+      if (!disk) throw conflict(`replica virtual machine '${rec.vmName}' has no disk ${d.index}; its folder was changed outside the agent`);
+      paths.set(d.index, join(vm.dir, disk.file));
+    }
     return paths;
   }
 
@@ -214,6 +226,7 @@ export class ReplicaStore {
   private async receiveLocked(id: string, seq: number, base: number, source: AsyncIterable<Buffer>, peer: Peer): Promise<CycleAck> {
     let rec = this.record(id);
     if (rec.state === "Suspended") throw conflict(`replication of '${rec.vmName}' is paused on the Replica server; resume it there first`);
+    if (rec.staged) throw conflict(`cycle ${rec.staged.seq} of '${rec.vmName}' is still waiting to be applied on the Replica server: ${rec.reason ?? "see its events"}`);
     if (base !== rec.lastAppliedSeq || seq !== base + 1) {
       const err = conflict(
         `cycle ${seq} (based on ${base}) does not follow this replica, which holds cycle ${rec.lastAppliedSeq}; the primary must resend from there`,
@@ -255,9 +268,18 @@ export class ReplicaStore {
         try {
           result = await receiveCycle(source, expect, async (f) => {
             if (pos > 0) failpoint("replica.receive-mid");
-            await writeFully(fh, f.headerBuf, pos);
-            await writeFully(fh, f.payload, pos + f.headerBuf.length);
-            pos += f.headerBuf.length + f.payload.length;
+            // Staged decompressed: data that cannot be decoded is rejected now, before
+            // anything is staged, and applying is nothing but writes.
+            let { headerBuf, payload } = f;
+            if (f.header.flags & FLAG_ZSTD) {
+              payload = await this.deps.pool.decode(payload, f.header.length).catch((err: Error) => {
+                throw new FrameError(`frame ${f.header.index} does not decompress: ${err.message}`);
+              });
+              headerBuf = encodeFrame({ ...f.header, flags: f.header.flags & ~FLAG_ZSTD }, payload);
+            }
+            await writeFully(fh, headerBuf, pos);
+            await writeFully(fh, payload, pos + headerBuf.length);
+            pos += headerBuf.length + payload.length;
           });
           await fh.sync();
         } catch (err) {
@@ -351,9 +373,19 @@ export class ReplicaStore {
     await rm(staged.file, { force: true });
   }
 
-  setState(id: string, state: "Suspended" | "Replicating"): ReplicaRecord {
-    const rec = { ...this.record(id), state };
+  /** Pause or resume on the Replica server (a paused replica refuses cycles). */
+  setState(id: string, state: "Suspended" | "Replicating" | "Waiting for initial replication"): ReplicaRecord {
+    const before = this.record(id);
+    const rec = { ...before, state };
     this.deps.repo.save(rec);
+    this.deps.events.emit({
+      severity: state === "Suspended" ? "warning" : "info",
+      kind: "replication.state",
+      vmId: rec.vmId,
+      relationshipId: id,
+      message: `Replication of '${rec.vmName}' on the Replica server changed from ${before.state} to ${state}.`,
+      data: { from: before.state, to: state },
+    });
     return rec;
   }
 

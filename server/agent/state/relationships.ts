@@ -104,7 +104,7 @@ export class RelationshipRepo {
       )
       .run(c.relationshipId, c.seq, c.status, c.startedAt, new Date().toISOString(), c.changedBytes, c.wireBytes, c.error ?? null);
     this.db
-      .prepare("DELETE FROM cycles WHERE relationship_id = ? AND id <= (SELECT MAX(id) FROM cycles WHERE relationship_id = ?) - 5000")
+      .prepare("DELETE FROM cycles WHERE relationship_id = ? AND id < (SELECT MIN(id) FROM (SELECT id FROM cycles WHERE relationship_id = ? ORDER BY id DESC LIMIT 5000))")
       .run(c.relationshipId, c.relationshipId);
   }
 }

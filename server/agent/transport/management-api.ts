@@ -1,7 +1,6 @@
 /** The management API (/api/v1): what the console, the CLI and the tests call. */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { join } from "node:path";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { z } from "zod";
 import {
@@ -66,7 +65,8 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
   if (ctx.token) {
     const want = Buffer.from(`Bearer ${ctx.token}`);
     app.addHook("onRequest", async (req) => {
-      if (req.raw.socket && "authorized" in req.raw.socket && (req.raw.socket as { authorized: boolean }).authorized) return;
+      // With TLS configured, a trusted client certificate is enough; otherwise the token.
+      if ((req.raw.socket as { authorized?: boolean }).authorized) return;
       const got = Buffer.from(req.headers.authorization ?? "");
       if (got.length !== want.length || !timingSafeEqual(got, want)) {
         throw new AgentError(401, "UNAUTHENTICATED", "missing or wrong management token: send 'Authorization: Bearer <management.token>'");
@@ -154,7 +154,7 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
     const sha256 = await ctx.replication.replicas.exclusive(vmId, () =>
       vm.queue.run(async () => {
         const h = createHash("sha256");
-        for await (const chunk of createReadStream(join(vm.dir, vm.config.disks[disk]!.file), { highWaterMark: 4 * MiB })) h.update(chunk as Buffer);
+        for await (const chunk of createReadStream(d.path, { highWaterMark: 4 * MiB })) h.update(chunk as Buffer);
         return h.digest("hex");
       }),
     );
@@ -195,31 +195,38 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
     return ctx.events.list(q.after, q.limit, q.vmId);
   });
 
-  app.get("/api/v1/events/stream", (req, reply) => streamEvents(req.headers["last-event-id"], req.query, reply, ctx.events));
+  const streams = new Set<FastifyReply["raw"]>();
+  // Open event streams would hold an ordered shutdown hostage: end them first.
+  app.addHook("preClose", async () => {
+    for (const res of streams) res.end();
+  });
+  app.get("/api/v1/events/stream", (req, reply) => streamEvents(req.headers["last-event-id"], req.query, reply, ctx.events, streams));
 }
 
 /** Server-sent events: the backlog after Last-Event-ID (or ?after=), then live events. */
-function streamEvents(lastId: string | string[] | undefined, query: unknown, reply: FastifyReply, events: EventLog): void {
+function streamEvents(lastId: string | string[] | undefined, query: unknown, reply: FastifyReply, events: EventLog, streams: Set<FastifyReply["raw"]>): void {
   const q = parse(EventsQuery, query, "query");
   let after = typeof lastId === "string" && /^\d+$/.test(lastId) ? Number(lastId) : q.after;
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
   res.write(": replica-manager agent event stream\n\n");
-  const send = (e: { id: number }) => {
-    if (e.id <= after) return;
+  const send = (e: { id: number; vmId: string | null }) => {
+    if (e.id <= after || (q.vmId && e.vmId !== q.vmId)) return;
     after = e.id;
     res.write(`id: ${e.id}\nevent: agent-event\ndata: ${JSON.stringify(e)}\n\n`);
   };
-  const live: { id: number }[] = [];
+  const live: { id: number; vmId: string | null }[] = [];
   let backfilling = true;
   const unsubscribe = events.subscribe((e) => (backfilling ? live.push(e) : send(e)));
-  for (let batch = events.list(after, 1000); batch.length; batch = events.list(after, 1000)) batch.forEach(send);
+  for (let batch = events.list(after, 1000, q.vmId); batch.length; batch = events.list(after, 1000, q.vmId)) batch.forEach(send);
   live.forEach(send);
   backfilling = false;
   const ping = setInterval(() => res.write(": ping\n\n"), 15_000);
+  streams.add(res);
   res.on("close", () => {
     clearInterval(ping);
     unsubscribe();
+    streams.delete(res);
   });
 }

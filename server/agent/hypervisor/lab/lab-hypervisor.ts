@@ -27,6 +27,8 @@ export interface NewVmOptions {
   id?: string;
   dir?: string;
   replicaOf?: { primaryServer: string };
+  /** Disk indexes in the order of spec.disks (a replica keeps its primary's numbering). */
+  diskIndexes?: number[];
 }
 
 export class LabHypervisor {
@@ -114,7 +116,10 @@ export class LabHypervisor {
       name: spec.name,
       cpus: spec.cpus,
       memoryMiB: spec.memoryMiB,
-      disks: spec.disks.map((d, index) => ({ index, sizeBytes: d.sizeBytes, file: `disk${index}.raw` })),
+      disks: spec.disks.map((d, i) => {
+        const index = opts.diskIndexes?.[i] ?? i;
+        return { index, sizeBytes: d.sizeBytes, file: `disk${index}.raw` };
+      }),
       workload: spec.workload,
       state: "Off",
       networkConnected: true,
