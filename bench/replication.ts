@@ -86,17 +86,27 @@ export async function benchReplication(dir: string, diskGiB: number, log: (s: st
     log(`filling a ${diskGiB} GiB image with guest-like data...`);
     await fillImage(image, size);
 
+    // This machine's page cache is slower on pages it has not used before, so the order of
+    // runs matters: cp runs both before and after the initial copies, and its best counts.
+    const cp = async () => {
+      await rm(copy, { force: true });
+      return (
+        await timed(async () => {
+          await run("cp", [image, copy]);
+          await run("sync", [copy]);
+        })
+      )[1];
+    };
     log("cp + sync of the image...");
-    const [, cpSeconds] = await timed(async () => {
-      await run("cp", [image, copy]);
-      await run("sync", [copy]);
-    });
+    const cpBefore = await cp();
 
     log("initial replication without compression (HTTPS, mutual TLS)...");
     const plain = await initialCopy(pair, vm.id, false);
     await removeEverywhere(pair, vm.id);
     log("initial replication with zstd...");
     const zstd = await initialCopy(pair, vm.id, true);
+    log("cp + sync of the image, again...");
+    const cpSeconds = Math.min(cpBefore, await cp());
 
     const blocks = Math.floor((size * 0.01) / (64 * 1024));
     log(`changing 1% of the disk: ${blocks} random 64 KiB blocks of incompressible data...`);

@@ -37,7 +37,9 @@ export class AgentProcess {
 
   /** Starts the agent; `failpoints` arms test crash points (see util/failpoints.ts). */
   async start(failpoints: string[] = []): Promise<void> {
-    const child = spawn(process.execPath, ["--import", TSX, join(ROOT, "server/agent/main.ts"), "--config", this.opts.configFile], {
+    // RM_AGENT_NODE_ARGS: extra Node flags for profiling, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    const extra = (process.env.RM_AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
+    const child = spawn(process.execPath, [...extra, "--import", TSX, join(ROOT, "server/agent/main.ts"), "--config", this.opts.configFile], {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, NODE_OPTIONS: "", RM_FAILPOINTS: failpoints.join(",") },
