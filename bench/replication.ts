@@ -118,8 +118,13 @@ export async function benchReplication(dir: string, diskGiB: number, log: (s: st
     const [delta, deltaSeconds] = await timed(() => primary.ok<Outcome>("POST", `/api/v1/vms/${vm.id}/replication/replicate-now`));
     if (!delta.ok) throw new Error(`delta cycle failed: ${delta.error}`);
 
-    log("rsync --inplace --no-whole-file of the same change...");
-    const [rsyncOut, rsyncSeconds] = await timed(() => run("rsync", ["--inplace", "--no-whole-file", "--stats", image, copy], { maxBuffer: 10 * MiB }));
+    // Our cycle is durable when it is acknowledged; rsync's copy is made durable by sync.
+    log("rsync --inplace --no-whole-file (+ sync) of the same change...");
+    const [rsyncOut, rsyncSeconds] = await timed(async () => {
+      const out = await run("rsync", ["--inplace", "--no-whole-file", "--stats", image, copy], { maxBuffer: 10 * MiB });
+      await run("sync", [copy]);
+      return out;
+    });
     const sent = /Total bytes sent: ([\d,.]+)/.exec(rsyncOut.stdout)?.[1] ?? "0";
 
     log("comparing primary and replica (SHA-256)...");
