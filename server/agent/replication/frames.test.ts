@@ -16,24 +16,7 @@ import {
   verifyFrame,
   type FrameHeader,
 } from "./frames.js";
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function bytes(n: number, seed: number): Buffer {
-  const next = rng(seed);
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = Math.floor(next() * 256);
-  return b;
-}
+import { rng, seededBytes } from "../testing/random.js";
 
 type Spec = Omit<FrameHeader, "checksum" | "payloadLength">;
 
@@ -44,9 +27,9 @@ function frame(spec: Spec, payload: Buffer): Buffer {
 /** A small cycle: data, an empty-payload zero frame, compressed-flagged data, the end frame. */
 function sampleStream(seq = 9): { wire: Buffer; frames: { spec: Spec; payload: Buffer }[] } {
   const frames: { spec: Spec; payload: Buffer }[] = [
-    { spec: { type: FrameType.Data, flags: 0, disk: 0, seq, index: 0, offset: 0, length: 300 }, payload: bytes(300, 1) },
+    { spec: { type: FrameType.Data, flags: 0, disk: 0, seq, index: 0, offset: 0, length: 300 }, payload: seededBytes(300, 1) },
     { spec: { type: FrameType.Zero, flags: 0, disk: 1, seq, index: 1, offset: 4096, length: 8192 }, payload: Buffer.alloc(0) },
-    { spec: { type: FrameType.Data, flags: FLAG_ZSTD, disk: 2, seq, index: 2, offset: 2 ** 40, length: 2 ** 20 }, payload: bytes(77, 2) },
+    { spec: { type: FrameType.Data, flags: FLAG_ZSTD, disk: 2, seq, index: 2, offset: 2 ** 40, length: 2 ** 20 }, payload: seededBytes(77, 2) },
     { spec: { type: FrameType.End, flags: 0, disk: 0, seq, index: 3, offset: 0, length: 0 }, payload: Buffer.from('{"frames":3}') },
   ];
   return { wire: Buffer.concat(frames.map((f) => frame(f.spec, f.payload))), frames };
@@ -83,7 +66,7 @@ function checkFrames(got: { header: FrameHeader; payload: Buffer }[], want: { sp
 
 describe("encodeFrame / decodeHeader", () => {
   it("round-trips every header field, including 64-bit sequence and offset values", () => {
-    const payload = bytes(1234, 3);
+    const payload = seededBytes(1234, 3);
     const spec: Spec = { type: FrameType.Data, flags: FLAG_ZSTD, disk: 3, seq: 2 ** 45 + 7, index: 0xfffffffe, offset: 2 ** 50 + 4096, length: 2 ** 33 };
     const header = encodeFrame(spec, payload);
     expect(header.length).toBe(HEADER_SIZE);
@@ -172,7 +155,7 @@ describe("readFrames", () => {
   });
 
   it("a frame moved to another cycle or another position fails its checksum", async () => {
-    const payload = bytes(64, 4);
+    const payload = seededBytes(64, 4);
     const spec: Spec = { type: FrameType.Data, flags: 0, disk: 0, seq: 10, index: 3, offset: 4096, length: 64 };
     const reseq = frame(spec, payload);
     reseq.writeBigUInt64LE(11n, 8);

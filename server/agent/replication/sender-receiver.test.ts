@@ -12,22 +12,12 @@ import { encodeFrame, FLAG_ZSTD, FrameError, FrameType, HEADER_SIZE } from "./fr
 import { receiveCycle, type ReceivedFrame, type ReceiveExpectations, type ReceiveResult } from "./receiver.js";
 import { cycleStream, type SendOptions, type SendStats } from "./sender.js";
 import type { StreamAuth } from "./stream-auth.js";
+import { rng } from "../testing/random.js";
 
 const pool = new CodecPool();
 afterAll(async () => {
   await pool.close();
 });
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(n: number, seed: number): Buffer {
   const next = rng(seed);

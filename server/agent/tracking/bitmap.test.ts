@@ -4,18 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { Bitmap } from "./bitmap.js";
-
-/** Small deterministic PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from "../testing/random.js";
 
 /** Reference: maximal runs of set bits, each cut greedily into pieces of at most maxRun. */
 function naiveRuns(bits: boolean[], maxRun = Number.MAX_SAFE_INTEGER): [number, number][] {

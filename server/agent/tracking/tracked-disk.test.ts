@@ -15,23 +15,13 @@ import { Bitmap } from "./bitmap.js";
 import { RegionLog } from "./region-log.js";
 import { SerialQueue } from "../util/serial-queue.js";
 import { createSparseFile } from "../util/files.js";
+import { rng } from "../testing/random.js";
 
 const BS = BLOCK_SIZE;
 const REGION = RegionLog.regionBlocks(BS); // blocks per 4 MiB region
 // Three whole regions plus a ragged fourth of 3 blocks, so the last region is partial.
 const BLOCKS = 3 * REGION + 3;
 const SIZE = BLOCKS * BS;
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Bytes that differ per tag and per byte, so a block from the wrong time or place is caught. */
 function pattern(tag: number, length: number, salt = 0): Buffer {
