@@ -292,7 +292,6 @@ export class ReplicaStore {
         this.deps.repo.save(rec);
         failpoint("replica.after-staged");
         await this.applyStaged(rec);
-        rec = this.record(id);
       }
       const appliedAt = new Date().toISOString();
       const latency = Date.now() - started;

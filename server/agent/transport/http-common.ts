@@ -16,8 +16,9 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown, where: "bo
 
 export function installErrorHandler(app: FastifyInstance, log: Logger): void {
   app.setErrorHandler((err, req, reply) => {
-    if (err instanceof AgentError || err instanceof PeerError) {
-      const status = err instanceof PeerError ? (err.status >= 400 && err.status < 600 ? err.status : 502) : err.status;
+    if (err instanceof AgentError) {
+      // A peer's own status passes through; a peer that never answered is a bad gateway.
+      const status = err instanceof PeerError && !(err.status >= 400 && err.status < 600) ? 502 : err.status;
       return reply.status(status).send({ error: { code: err.code, message: err.message, details: err.details } });
     }
     const e = err as { statusCode?: number; code?: string; message: string };

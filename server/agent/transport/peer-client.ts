@@ -9,6 +9,7 @@ import https from "node:https";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { AuthMode } from "../../shared/replication.js";
+import { AgentError } from "../errors.js";
 
 export interface PeerTarget {
   server: string;
@@ -24,16 +25,9 @@ export interface PeerClientOptions {
   resolve: Record<string, string>;
 }
 
-export class PeerError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = "PeerError";
-  }
+/** An error answered by a peer (status is the peer's HTTP status; 0 when it never answered). */
+export class PeerError extends AgentError {
+  override readonly name = "PeerError";
 }
 
 export const TOKEN_SCHEME = "RM-Token";
