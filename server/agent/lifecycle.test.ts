@@ -3,6 +3,8 @@
  * and replicating a chosen subset of a VM's disks.
  */
 import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { diskHash, startPair, type Pair, type VmView } from "./testing/harness.js";
 
@@ -98,5 +100,30 @@ describe("agent lifecycle", () => {
     expect(rec.state).toBe("Initial replication in progress");
     expect(rec.lastAckedSeq).toBe(-1);
     await primary.ok("DELETE", `/api/v1/vms/${vm.id}/replication`);
+  });
+
+  it("says Resynchronization required when the replica holds less than it acknowledged", async () => {
+    const { primary, replica } = pair;
+    const vm = await primary.ok<VmView>("POST", "/api/v1/vms", { name: "restored", disks: [{ sizeBytes: 4 * MiB }] });
+    await primary.ok("POST", `/api/v1/vms/${vm.id}/replication`, { replicaServer: "hv02.lab.test", replicaPort: replica.ports.https, frequencySeconds: 900, startInitialReplication: false });
+    for (let i = 0; i < 3; i++) {
+      await primary.ok("PUT", `/api/v1/vms/${vm.id}/disks/0/data?offset=${i * 4096}`, randomBytes(4096));
+      await primary.ok("POST", `/api/v1/vms/${vm.id}/replication/replicate-now`);
+    }
+    // The Replica server comes back from an old backup of its state: it holds cycle 0 only.
+    await replica.stop();
+    const db = new Database(join(pair.dir, "hv02", "agent.db"));
+    const row = db.prepare("SELECT id, record FROM relationships WHERE vm_id = ?").get(vm.id) as { id: string; record: string };
+    db.prepare("UPDATE relationships SET record = ? WHERE id = ?").run(JSON.stringify({ ...JSON.parse(row.record), lastAppliedSeq: 0 }), row.id);
+    db.close();
+    await replica.start();
+    await primary.restart();
+
+    const failed = await primary.ok<Outcome>("POST", `/api/v1/vms/${vm.id}/replication/replicate-now`);
+    expect(failed.ok).toBe(false);
+    const rec = (await primary.ok<VmView>("GET", `/api/v1/vms/${vm.id}`)).replication[0]!;
+    expect(rec.state).toBe("Resynchronization required");
+    expect(rec.reason).toMatch(/holds cycle 0 but had acknowledged cycle 2/);
+    expect((await primary.api("POST", `/api/v1/vms/${vm.id}/replication/replicate-now`)).status).toBe(409);
   });
 });

@@ -231,7 +231,8 @@ export class PrimaryReplication {
         seq,
         status: err instanceof PeerError ? err.status : undefined,
       });
-      if (this.rec.lastAckedSeq >= 0 || refused) this.setState("Error", message);
+      // Resynchronization required (set by reconcile) outranks a plain error.
+      if ((this.rec.lastAckedSeq >= 0 || refused) && this.rec.state !== "Resynchronization required") this.setState("Error", message);
       return { seq, ok: false, changedBytes: stats.dataBytes, wireBytes: stats.wireBytes, error: message };
     }
   }
