@@ -404,4 +404,20 @@ describe("compression", () => {
     expect(frames.every((f) => (f.readUInt8(5) & FLAG_ZSTD) === 0)).toBe(true);
     expect(stats.wireBytes).toBeGreaterThan(d.data.length);
   });
+
+  it("stops trying to compress after a chunk that did not compress, then probes again", async () => {
+    // 1 MiB chunks: 8 of random data, then 24 of text. Each miss skips the next 15 chunks
+    // (counted from the chunks prepared after it), so the text that follows the random data
+    // goes raw at first, and compression comes back when a probe succeeds.
+    const kinds = [...new Array<Kind>(8 * 256).fill("random"), ...new Array<Kind>(24 * 256).fill("text")];
+    const d = makeDisk(0, 4096, kinds, 34);
+    d.dirty.setAll();
+    const { frames } = await send(d, true);
+    const perChunk = frames
+      .filter((f) => f.readUInt8(4) === FrameType.Data)
+      .map((f) => ({ chunk: Number(f.readBigUInt64LE(24)) / (1024 * 1024), zstd: (f.readUInt8(5) & FLAG_ZSTD) !== 0 }));
+    const compressedChunks = new Set(perChunk.filter((c) => c.zstd).map((c) => Math.floor(c.chunk)));
+    for (let c = 0; c < 20; c++) expect(compressedChunks.has(c), `chunk ${c} sent raw`).toBe(false);
+    for (let c = 24; c < 32; c++) expect(compressedChunks.has(c), `chunk ${c} compressed`).toBe(true);
+  });
 });

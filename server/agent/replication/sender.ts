@@ -32,8 +32,12 @@ export interface SendStats {
 /** Up to chunkBytes of changed runs of one disk, encoded together in one worker task. */
 interface Chunk {
   disk: number;
+  compressed: boolean;
   pieces: Promise<EncodedPiece[]>;
 }
+
+/** After a chunk that did not compress at all, this many are sent without trying. */
+const INCOMPRESSIBLE_SKIP = 15;
 
 export async function* cycleStream(cycle: FrozenCycle, pool: CodecPool, opts: SendOptions, stats: SendStats): AsyncGenerator<Buffer> {
   const chunkBytes = opts.chunkBytes ?? 1024 * 1024;
@@ -41,6 +45,9 @@ export async function* cycleStream(cycle: FrozenCycle, pool: CodecPool, opts: Se
   const mac = opts.auth ? streamMac(opts.auth.token, { relationshipId: opts.relationshipId, seq: opts.seq, base: opts.base, nonce: opts.auth.nonce }) : undefined;
   stats.changedBytes = cycle.disks.reduce((n, d) => n + d.changedBytes, 0);
 
+  // Incompressible data (encrypted, already compressed) costs a compression attempt per
+  // chunk for nothing: after a miss, skip a while, then probe again.
+  let skipCompression = 0;
   function* chunks(): Generator<Chunk> {
     for (const disk of cycle.disks) {
       const maxBlocks = Math.max(1, Math.floor(chunkBytes / disk.blockSize));
@@ -50,11 +57,13 @@ export async function* cycleStream(cycle: FrozenCycle, pool: CodecPool, opts: Se
         const runs = batch;
         batch = [];
         blocks = 0;
+        const compress = opts.compress && skipCompression === 0;
+        if (skipCompression > 0) skipCompression--;
         const pieces = Promise.all(runs.map(async ([from, to]) => ({ offset: from * disk.blockSize, data: await disk.read(from, to) }))).then((read) =>
-          pool.encode(read, disk.blockSize, opts.compress),
+          pool.encode(read, disk.blockSize, compress),
         );
         pieces.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
-        return { disk: disk.index, pieces };
+        return { disk: disk.index, compressed: compress, pieces };
       };
       for (const run of disk.runs(maxBlocks)) {
         if (blocks + run[1] - run[0] > maxBlocks) yield flush();
@@ -81,7 +90,9 @@ export async function* cycleStream(cycle: FrozenCycle, pool: CodecPool, opts: Se
     }
     const chunk = queue.shift();
     if (!chunk) break;
-    for (const p of await chunk.pieces) {
+    const pieces = await chunk.pieces;
+    if (chunk.compressed && pieces.some((p) => !p.zero) && !pieces.some((p) => p.compressed)) skipCompression = INCOMPRESSIBLE_SKIP;
+    for (const p of pieces) {
       const type = p.zero ? FrameType.Zero : FrameType.Data;
       const payload = p.payload ?? Buffer.alloc(0);
       const flags = p.compressed ? FLAG_ZSTD : 0;
