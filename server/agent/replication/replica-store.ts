@@ -9,7 +9,7 @@
  * The initial copy has no earlier point to protect and is written straight to the disks.
  */
 import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, rm, truncate } from "node:fs/promises";
+import { mkdir, readdir, rm, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { CreateReplicaBody, ReplicaServerSettings } from "../../shared/agent-api.js";
@@ -24,9 +24,8 @@ import type { CodecPool } from "./codec-pool.js";
 import { encodeFrame, FLAG_ZSTD, FrameError, readFrames } from "./frames.js";
 import { receiveCycle, type ReceivedFrame } from "./receiver.js";
 import { DiskWriter } from "./apply.js";
+import { RedoWriter } from "./redo-log.js";
 import { ackMac, type StreamAuth } from "./stream-auth.js";
-
-const APPLY_FROM_MEMORY_BYTES = 128 * 1024 * 1024;
 
 export interface Peer {
   name: string;
@@ -264,62 +263,29 @@ export class ReplicaStore {
         const stagingDir = join(rec.storageDir, ".staging");
         await mkdir(stagingDir, { recursive: true });
         const file = join(stagingDir, `cycle-${seq}.redo`);
-        const fh = await open(file, "w");
-        // Frames are gathered and written a few MiB at a time: one system call per frame
-        // (two, with its header) made the redo file the slowest part of a cycle.
-        let pos = 0;
-        let pending: Buffer[] = [];
-        let pendingBytes = 0;
-        // A small cycle is also kept in memory and applied from there; a large one is
-        // applied from its redo file.
-        let inMemory: ReceivedFrame[] | undefined = [];
-        let inMemoryBytes = 0;
-        const flush = async () => {
-          if (pendingBytes === 0) return;
-          const bufs = pending;
-          const at = pos;
-          pos += pendingBytes;
-          pending = [];
-          pendingBytes = 0;
-          let written = 0;
-          while (written < pos - at) {
-            const { bytesWritten } = await fh.writev(written === 0 ? bufs : [Buffer.concat(bufs).subarray(written)], at + written);
-            written += bytesWritten;
-          }
-        };
+        const redo = await RedoWriter.create(file);
+        let frames: ReceivedFrame[] | undefined;
         try {
           result = await receiveCycle(source, expect, async (f) => {
-            if (pos + pendingBytes > 0) failpoint("replica.receive-mid");
+            if (redo.bytes > 0) failpoint("replica.receive-mid");
             // Staged decompressed: data that cannot be decoded is rejected now, before
             // anything is staged, and applying is nothing but writes.
-            let { headerBuf, payload } = f;
-            if (f.header.flags & FLAG_ZSTD) {
-              payload = await this.deps.pool.decode(payload, f.header.length).catch((err: Error) => {
-                throw new FrameError(`frame ${f.header.index} does not decompress: ${err.message}`);
-              });
-              headerBuf = encodeFrame({ ...f.header, flags: f.header.flags & ~FLAG_ZSTD }, payload);
-            }
-            pending.push(headerBuf, payload);
-            pendingBytes += headerBuf.length + payload.length;
-            if (inMemory) {
-              inMemoryBytes += payload.length;
-              if (inMemoryBytes > APPLY_FROM_MEMORY_BYTES) inMemory = undefined;
-              else inMemory.push({ header: { ...f.header, flags: f.header.flags & ~FLAG_ZSTD, payloadLength: payload.length }, headerBuf, payload });
-            }
-            if (pendingBytes >= 4 * 1024 * 1024) await flush();
+            if (!(f.header.flags & FLAG_ZSTD)) return redo.add(f);
+            const payload = await this.deps.pool.decode(f.payload, f.header.length).catch((err: Error) => {
+              throw new FrameError(`frame ${f.header.index} does not decompress: ${err.message}`);
+            });
+            const header = { ...f.header, flags: f.header.flags & ~FLAG_ZSTD, payloadLength: payload.length };
+            return redo.add({ header, headerBuf: encodeFrame(header, payload), payload });
           });
-          await flush();
-          await fh.sync();
+          frames = await redo.finish();
         } catch (err) {
-          await fh.close();
-          await rm(file, { force: true });
+          await redo.discard();
           throw err;
         }
-        await fh.close();
         rec = { ...rec, staged: { seq, file } };
         this.deps.repo.save(rec);
         failpoint("replica.after-staged");
-        await this.applyStaged(rec, inMemory);
+        await this.applyStaged(rec, frames);
       }
       const appliedAt = new Date().toISOString();
       const latency = Date.now() - started;
