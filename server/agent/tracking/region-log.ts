@@ -36,7 +36,7 @@ export class RegionLog {
   ) {}
 
   static regionBlocks(blockSize: number): number {
-    return (4 * 1024 * 1024) / blockSize;
+    return (16 * 1024 * 1024) / blockSize;
   }
 
   /** Starts tracking afresh: every block is dirty (the initial copy) or none. */

@@ -18,7 +18,7 @@ import { createSparseFile } from "../util/files.js";
 import { rng } from "../testing/random.js";
 
 const BS = BLOCK_SIZE;
-const REGION = RegionLog.regionBlocks(BS); // blocks per 4 MiB region
+const REGION = RegionLog.regionBlocks(BS); // blocks per 16 MiB region
 // Three whole regions plus a ragged fourth of 3 blocks, so the last region is partial.
 const BLOCKS = 3 * REGION + 3;
 const SIZE = BLOCKS * BS;
