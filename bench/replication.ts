@@ -8,6 +8,7 @@ import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { diskHash, startPair, type AgentProcess, type Pair, type VmView } from "../server/agent/testing/harness.js";
+import type { CycleOutcome as Outcome } from "../server/agent/replication/primary.js";
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -45,14 +46,6 @@ async function fillImage(path: string, bytes: number): Promise<void> {
   }
   await fh.sync();
   await fh.close();
-}
-
-interface Outcome {
-  ok: boolean;
-  seq: number;
-  changedBytes: number;
-  wireBytes: number;
-  error?: string;
 }
 
 async function initialCopy(pair: Pair, vmId: string, compression: boolean): Promise<Outcome & { seconds: number }> {

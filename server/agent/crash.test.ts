@@ -7,16 +7,11 @@ import { randomBytes, randomInt } from "node:crypto";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CycleOutcome as Outcome } from "./replication/primary.js";
 import { diskHash, startPair, type AgentProcess, type Pair, type VmView } from "./testing/harness.js";
 
 const MiB = 1024 * 1024;
 const DISK = 256 * MiB;
-
-interface Outcome {
-  ok: boolean;
-  seq: number;
-  error?: string;
-}
 
 describe("crash safety (kill -9 of either agent)", () => {
   let pair: Pair;

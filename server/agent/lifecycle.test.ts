@@ -6,16 +6,11 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CycleOutcome as Outcome } from "./replication/primary.js";
 import { diskHash, startPair, type Pair, type VmView } from "./testing/harness.js";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-
-interface Outcome {
-  ok: boolean;
-  seq: number;
-  error?: string;
-}
 
 describe("agent lifecycle", () => {
   let pair: Pair;

@@ -12,17 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FrameType, HEADER_SIZE, type EndPayload } from "./replication/frames.js";
 import { diskHash, startPair, waitFor, type AgentProcess, type Pair, type VmView } from "./testing/harness.js";
 import { joinFrames, reseal, splitFrames, TamperProxy, type CycleUpload, type RawFrame, type Tamper } from "./testing/tamper-proxy.js";
+import type { CycleOutcome as Outcome } from "./replication/primary.js";
 
 const MiB = 1024 * 1024;
 const DISK_BYTES = 32 * MiB;
-
-interface Outcome {
-  seq: number;
-  ok: boolean;
-  changedBytes: number;
-  wireBytes: number;
-  error?: string;
-}
 
 interface AgentEvent {
   id: number;
