@@ -54,10 +54,6 @@ export class Agent {
     this.log = log ?? pino({ level: config.logLevel, base: { host: config.hostName } });
   }
 
-  get replicaSettings(): ReplicaServerSettings {
-    return this.settings!;
-  }
-
   async start(): Promise<{ managementUrl: string }> {
     const cfg = this.config;
     await mkdir(cfg.dataDir, { recursive: true });

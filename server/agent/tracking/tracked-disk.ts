@@ -64,11 +64,6 @@ export class TrackedDisk {
     await rm(this.trackPath, { force: true });
   }
 
-  /** Marks every block dirty, e.g. after a resynchronization decision or an import. */
-  markAllDirty(): void {
-    this.live?.setAll();
-  }
-
   get pendingBytes(): number {
     return ((this.live?.count() ?? 0) + (this.snapshot?.bitmap.count() ?? 0)) * BLOCK_SIZE;
   }
@@ -122,10 +117,6 @@ export class TrackedDisk {
     this.snapshot = undefined;
     if (snap && this.live) this.live.or(snap.bitmap);
     await snap?.dispose();
-  }
-
-  async sync(): Promise<void> {
-    await this.fh.datasync();
   }
 
   async close(): Promise<void> {

@@ -76,12 +76,6 @@ export class LabVm implements ReplicableVm {
     });
   }
 
-  markAllDirty(): Promise<void> {
-    return this.queue.run(() => {
-      for (const d of this.disks.values()) d.markAllDirty();
-    });
-  }
-
   pendingBytes(): number {
     let n = 0;
     for (const d of this.disks.values()) n += d.pendingBytes;
