@@ -94,7 +94,11 @@ describe("agent lifecycle", () => {
     const rec = (await primary.ok<VmView>("GET", `/api/v1/vms/${vm.id}`)).replication[0]!;
     expect(rec.state).toBe("Initial replication in progress");
     expect(rec.lastAckedSeq).toBe(-1);
+    // The copy resumed at start-up; removing replication cuts it short too, even while the
+    // cycle is still asking the replica where it stands.
+    const removing = Date.now();
     await primary.ok("DELETE", `/api/v1/vms/${vm.id}/replication`);
+    expect(Date.now() - removing).toBeLessThan(5000);
   });
 
   it("says Resynchronization required when the replica holds less than it acknowledged", async () => {

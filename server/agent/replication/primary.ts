@@ -162,6 +162,11 @@ export class PrimaryReplication {
     const stats: SendStats = { changedBytes: 0, dataBytes: 0, wireBytes: 0, frames: 0 };
     let seq = this.rec.lastAckedSeq + 1;
     let frozen: FrozenCycle | undefined;
+    // From the first step on, so that stop() cuts a cycle short wherever it is.
+    const abort = (this.abort = new AbortController());
+    const stopping = () => {
+      if (abort.signal.aborted) throw new Error("the agent is shutting down");
+    };
     try {
       if (this.rec.reconcile) {
         await this.reconcile();
@@ -169,17 +174,17 @@ export class PrimaryReplication {
       }
       const initial = this.rec.lastAckedSeq < 0;
       if (initial) this.setState("Initial replication in progress");
+      stopping();
       frozen = await this.vm.freeze(this.rec.disks.map((d) => d.index));
       const base = this.rec.lastAckedSeq;
       const nonce = randomBytes(16).toString("hex");
       const auth = this.rec.authMode === "http" && this.deps.token ? { token: this.deps.token, nonce } : undefined;
-      this.abort = new AbortController();
       const ack = await this.deps.peers.stream<CycleAck>(
         this.target,
         `/replication/v1/relationships/${this.rec.id}/cycles/${seq}?base=${base}`,
         withFailpoint(cycleStream(frozen, this.deps.pool, { relationshipId: this.rec.id, seq, base, compress: this.rec.compression, auth }, stats)),
         nonce,
-        this.abort.signal,
+        abort.signal,
       );
       if (ack.seq !== seq) throw new Error(`the Replica server acknowledged cycle ${ack.seq} instead of ${seq}`);
       if (auth) {

@@ -83,7 +83,9 @@ export class PeerClient {
   /** Streams a body (a replication cycle) with backpressure, then reads the JSON answer. */
   async stream<T>(target: PeerTarget, path: string, source: AsyncIterable<Buffer>, nonce?: string, signal?: AbortSignal): Promise<T> {
     const req = this.request(target, "POST", path, { "content-type": "application/octet-stream" }, nonce);
-    signal?.addEventListener("abort", () => req.destroy(new Error("the transfer was stopped because the agent is shutting down")), { once: true });
+    const stop = () => req.destroy(new Error("the transfer was stopped because the agent is shutting down"));
+    if (signal?.aborted) stop();
+    else signal?.addEventListener("abort", stop, { once: true });
     // An error of our own (reading the disk, compressing) must not be reported as the
     // peer hanging up, which is only its consequence.
     let localError: Error | undefined;
