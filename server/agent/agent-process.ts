@@ -21,6 +21,8 @@ export interface AgentProcessOptions {
   token: string;
   /** Also append the agent's output to this file. */
   logFile?: string;
+  /** Extra environment, e.g. RM_CLOCK_FILE for a test clock. */
+  env?: Record<string, string>;
 }
 
 export class AgentProcess {
@@ -42,7 +44,7 @@ export class AgentProcess {
     const child = spawn(process.execPath, [...extra, "--import", TSX, join(ROOT, "server/agent/main.ts"), "--config", this.opts.configFile], {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NODE_OPTIONS: "", RM_FAILPOINTS: failpoints.join(",") },
+      env: { ...process.env, ...this.opts.env, NODE_OPTIONS: "", RM_FAILPOINTS: failpoints.join(",") },
     });
     this.child = child;
     this.output = "";

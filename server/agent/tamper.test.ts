@@ -172,6 +172,20 @@ const ATTACKS: Attack[] = [
     replicaReason: /stream signature does not match/,
     fate: "tampered",
   },
+  {
+    name: "the end frame's marks rewritten to force a recovery point",
+    tamper: (u) => {
+      const frames = splitFrames(u.body);
+      const end = frames.at(-1)!;
+      const payload = JSON.parse(end.payload.toString("utf8")) as EndPayload;
+      const forged: EndPayload = { ...payload, marks: { ...payload.marks, recoveryHistory: 24, point: { kind: "application-consistent", at: new Date().toISOString() } } };
+      return { action: "forward", body: joinFrames([...frames.slice(0, -1), reseal(end, {}, Buffer.from(JSON.stringify(forged)))]) };
+    },
+    primaryError: /answered 422: stream signature does not match/,
+    replicaKinds: ["replica.cycle-rejected"],
+    replicaReason: /stream signature does not match/,
+    fate: "tampered",
+  },
 ];
 
 describe("replication over HTTP through a tampering proxy", () => {

@@ -36,6 +36,11 @@ export const WorkloadSpec = z.object({
   pattern: WorkloadPattern.default("idle"),
   /** Guest write rate in MiB/s; ignored when idle. */
   rateMiBps: z.number().min(0).max(2048, "rateMiBps must be at most 2048").default(1),
+  /**
+   * How the lab guest answers a quiesce request (application-consistent recovery points):
+   * "works", or "fails" / "hangs" to rehearse a guest whose writers misbehave.
+   */
+  quiesce: z.enum(["works", "fails", "hangs"]).default("works"),
 });
 export type WorkloadSpec = z.infer<typeof WorkloadSpec>;
 
@@ -53,7 +58,7 @@ export const CreateVmBody = z.object({
   cpus: z.number().int().min(1, "cpus must be 1-64").max(64, "cpus must be 1-64").default(1),
   memoryMiB: z.number().int().min(32, "memoryMiB must be 32-1048576").max(1048576).default(1024),
   disks: z.array(DiskSpec).min(1, "a VM needs 1 to 4 disks").max(4, "a VM needs 1 to 4 disks"),
-  workload: WorkloadSpec.default({ pattern: "idle", rateMiBps: 1 }),
+  workload: WorkloadSpec.default({ pattern: "idle", rateMiBps: 1, quiesce: "works" }),
 });
 export type CreateVmBody = z.infer<typeof CreateVmBody>;
 
@@ -113,6 +118,26 @@ export const ReplicaServerSettings = z
   });
 export type ReplicaServerSettings = z.infer<typeof ReplicaServerSettings>;
 
+/** Additional recovery points, as in the wizard's "Additional Recovery Points" page. */
+const RecoveryHistoryFields = {
+  /** Additional hourly recovery points to keep: 0 keeps the latest point only. */
+  recoveryHistory: z.number().int().min(0, "recoveryHistory must be 0-24 hourly points").max(24, "recoveryHistory must be 0-24 hourly points").default(0),
+  /** Every how many hours a point is application-consistent (the guest quiesces); null: never. */
+  appConsistentFrequencyHours: z
+    .number()
+    .int()
+    .min(1, "appConsistentFrequencyHours must be 1-12 hours")
+    .max(12, "appConsistentFrequencyHours must be 1-12 hours")
+    .nullable()
+    .default(null),
+};
+const appConsistentNeedsHistory = (b: { recoveryHistory?: number; appConsistentFrequencyHours?: number | null }) =>
+  !(b.appConsistentFrequencyHours && b.recoveryHistory === 0);
+const appConsistentNeedsHistoryError = {
+  message: "application-consistent points need additional hourly recovery points (recoveryHistory 1-24)",
+  path: ["appConsistentFrequencyHours"],
+};
+
 export const EnableReplicationBody = z.object({
   replicaServer: HostName,
   replicaPort: Port,
@@ -125,14 +150,26 @@ export const EnableReplicationBody = z.object({
     .refine((ds) => new Set(ds).size === ds.length, "each disk may be chosen once")
     .optional(),
   frequencySeconds: ReplicationFrequency.default(300),
+  ...RecoveryHistoryFields,
   startInitialReplication: z.boolean().default(true),
-});
+}).refine(appConsistentNeedsHistory, appConsistentNeedsHistoryError);
 export type EnableReplicationBody = z.infer<typeof EnableReplicationBody>;
 
 export const UpdateReplicationBody = z
-  .object({ frequencySeconds: ReplicationFrequency, compression: z.boolean() })
+  .object({
+    frequencySeconds: ReplicationFrequency,
+    compression: z.boolean(),
+    recoveryHistory: RecoveryHistoryFields.recoveryHistory.removeDefault(),
+    appConsistentFrequencyHours: RecoveryHistoryFields.appConsistentFrequencyHours.removeDefault(),
+  })
   .partial()
   .refine((b) => Object.keys(b).length > 0, "give at least one setting to change");
+export type UpdateReplicationBody = z.infer<typeof UpdateReplicationBody>;
+
+export const ExportPointBody = z.object({
+  /** A new or empty folder on the Replica server: raw disk images and manifest.json go there. */
+  folder: z.string().trim().min(1, "folder must be an absolute path").startsWith("/", "folder must be an absolute path"),
+});
 
 export const EventsQuery = z.object({
   after: z.coerce.number().int().min(0).default(0),
@@ -153,6 +190,7 @@ export const CreateReplicaBody = z.object({
     .max(4)
     .refine((ds) => new Set(ds.map((d) => d.index)).size === ds.length, "disk indexes must be unique"),
   frequencySeconds: z.number().int().min(1).max(86400),
+  recoveryHistory: z.number().int().min(0).max(24).default(0),
 });
 export type CreateReplicaBody = z.infer<typeof CreateReplicaBody>;
 

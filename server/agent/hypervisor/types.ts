@@ -56,5 +56,10 @@ export interface ReplicableVm {
   resumeTracking(disks: number[]): Promise<Map<number, TrackingLoss>>;
   stopTracking(): Promise<void>;
   freeze(disks: number[]): Promise<FrozenCycle>;
+  /**
+   * Asks the guest to quiesce (flush and hold its writes) for an application-consistent
+   * point; resolves to the thaw, or rejects with why the guest could not.
+   */
+  quiesce(timeoutMs: number): Promise<() => void>;
   pendingBytes(): number;
 }

@@ -15,6 +15,7 @@
  * whole stream under the shared token: only TLS or that HMAC make tampering detectable.
  */
 import { xxh3 } from "@node-rs/xxhash";
+import { z } from "zod";
 
 export const HEADER_SIZE = 48;
 const MAGIC = 0x31464d52; // "RMF1"
@@ -39,13 +40,23 @@ export interface FrameHeader {
   checksum: bigint;
 }
 
-export interface EndPayload {
-  frames: number;
-  dataBytes: number;
-  relationshipId: string;
-  base: number;
-  mac: string | null;
-}
+/** What the primary decided about this cycle: a recovery point, and the settings in force. */
+export const CycleMarks = z.strictObject({
+  point: z.strictObject({ kind: z.enum(["standard", "application-consistent"]), at: z.iso.datetime() }).nullable(),
+  recoveryHistory: z.number().int().min(0).max(24),
+  frequencySeconds: z.number().int().min(1).max(86400),
+});
+export type CycleMarks = z.infer<typeof CycleMarks>;
+
+export const EndPayload = z.strictObject({
+  frames: z.number().int().min(0),
+  dataBytes: z.number().int().min(0),
+  relationshipId: z.string(),
+  base: z.number().int().min(-1),
+  marks: CycleMarks,
+  mac: z.string().nullable(),
+});
+export type EndPayload = z.infer<typeof EndPayload>;
 
 export class FrameError extends Error {
   constructor(message: string) {

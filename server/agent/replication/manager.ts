@@ -1,6 +1,6 @@
 /** Replication on this host: enabling, pausing, removing; the primaries' schedules. */
 import { randomUUID } from "node:crypto";
-import type { EnableReplicationBody } from "../../shared/agent-api.js";
+import type { EnableReplicationBody, UpdateReplicationBody } from "../../shared/agent-api.js";
 import type { LabHypervisor } from "../hypervisor/lab/lab-hypervisor.js";
 import { emptyStats, type PrimaryRecord, type RelationshipRecord } from "../state/relationships.js";
 import { AgentError, badRequest, conflict, notFound } from "../errors.js";
@@ -117,6 +117,10 @@ export class ReplicationManager {
       lastSyncAt: null,
       lastAckedSeq: -1,
       reconcile: false,
+      recoveryHistory: body.recoveryHistory,
+      appConsistentFrequencyHours: body.appConsistentFrequencyHours,
+      lastPointAt: null,
+      lastAppConsistentAt: null,
       stats: emptyStats(),
       reason: null,
     };
@@ -130,6 +134,7 @@ export class ReplicationManager {
         memoryMiB: vm.config.memoryMiB,
         disks,
         frequencySeconds: rec.frequencySeconds,
+        recoveryHistory: rec.recoveryHistory,
       });
     } catch (err) {
       const msg = `the Replica server ${body.replicaServer}:${body.replicaPort} did not accept the replica: ${(err as Error).message}`;
@@ -145,7 +150,7 @@ export class ReplicationManager {
       kind: "replication.enabled",
       vmId,
       relationshipId: rec.id,
-      message: `Replication of '${vm.config.name}' to ${body.replicaServer} was enabled (every ${rec.frequencySeconds} s, ${body.authMode.toUpperCase()}, compression ${body.compression ? "on" : "off"}).`,
+      message: `Replication of '${vm.config.name}' to ${body.replicaServer} was enabled (every ${rec.frequencySeconds} s, ${body.authMode.toUpperCase()}, compression ${body.compression ? "on" : "off"}, ${describeHistory(rec)}).`,
     });
     if (body.startInitialReplication) {
       p.setState("Initial replication in progress");
@@ -154,9 +159,17 @@ export class ReplicationManager {
     return p.record;
   }
 
-  async update(vmId: string, patch: { frequencySeconds?: number; compression?: boolean }): Promise<PrimaryRecord> {
+  /** Settings reach the replica with the next cycle; a new recovery history from the next hour. */
+  async update(vmId: string, patch: UpdateReplicationBody): Promise<PrimaryRecord> {
     const p = this.primaryFor(vmId);
+    const next = { ...p.record, ...patch };
+    if (next.appConsistentFrequencyHours && next.recoveryHistory === 0) {
+      throw badRequest("appConsistentFrequencyHours: application-consistent points need additional hourly recovery points (recoveryHistory 1-24)");
+    }
     const rec = p.update(patch);
+    if (patch.recoveryHistory !== undefined || patch.appConsistentFrequencyHours !== undefined) {
+      this.deps.events.emit({ severity: "info", kind: "replication.settings", vmId, relationshipId: rec.id, message: `Recovery history of '${rec.vmName}' changed to ${describeHistory(rec)}; it takes effect from the next hour.` });
+    }
     if (patch.frequencySeconds !== undefined) p.start();
     return rec;
   }
@@ -204,4 +217,10 @@ export class ReplicationManager {
     this.deps.repo.delete(rec.id);
     this.deps.events.emit({ severity: "info", kind: "replication.removed", vmId, relationshipId: rec.id, message: `Replication of '${rec.vmName}' was removed on the primary server.` });
   }
+}
+
+function describeHistory(r: { recoveryHistory: number; appConsistentFrequencyHours: number | null }): string {
+  if (r.recoveryHistory === 0) return "latest recovery point only";
+  const app = r.appConsistentFrequencyHours ? `, application-consistent every ${r.appConsistentFrequencyHours} h` : "";
+  return `${r.recoveryHistory} additional hourly recovery points${app}`;
 }

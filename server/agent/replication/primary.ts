@@ -9,7 +9,7 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { FrozenCycle, ReplicableVm } from "../hypervisor/types.js";
 import type { EventLog } from "../state/events.js";
-import type { PrimaryRecord, RelationshipRepo } from "../state/relationships.js";
+import type { PrimaryRecord, RecoveryPointKind, RelationshipRepo } from "../state/relationships.js";
 import type { PeerClient, PeerTarget } from "../transport/peer-client.js";
 import { PeerError } from "../transport/peer-client.js";
 import type { CodecPool } from "./codec-pool.js";
@@ -17,8 +17,12 @@ import { cycleStream, type SendStats } from "./sender.js";
 import { failpoint } from "../util/failpoints.js";
 import type { CycleAck } from "./replica-store.js";
 import { ackMac } from "./stream-auth.js";
+import type { CycleMarks } from "./frames.js";
+import { hourSlot, now } from "../util/clock.js";
 
 const RETRY_MIN_MS = 1000;
+/** A guest that has not quiesced by then gets a crash-consistent point instead. */
+const QUIESCE_TIMEOUT_MS = 5000;
 
 export interface PrimaryDeps {
   repo: RelationshipRepo;
@@ -157,6 +161,34 @@ export class PrimaryReplication {
     this.update({ lastAckedSeq: status.lastAppliedSeq, reconcile: false });
   }
 
+  /** Whether this cycle makes the hour's recovery point on the replica, and of which kind. */
+  private pointDue(at: number): RecoveryPointKind | null {
+    const r = this.rec;
+    if (r.recoveryHistory === 0) return null;
+    if (r.lastPointAt && hourSlot(Date.parse(r.lastPointAt)) >= hourSlot(at)) return null;
+    const appDue =
+      r.appConsistentFrequencyHours !== null && (!r.lastAppConsistentAt || hourSlot(at) - hourSlot(Date.parse(r.lastAppConsistentAt)) >= r.appConsistentFrequencyHours);
+    return appDue ? "application-consistent" : "standard";
+  }
+
+  /** Freezes the disks; for an application-consistent point, with the guest quiesced. */
+  private async freezeFor(kind: RecoveryPointKind | null): Promise<{ frozen: FrozenCycle; kind: RecoveryPointKind | null }> {
+    let thaw: (() => void) | undefined;
+    if (kind === "application-consistent") {
+      try {
+        thaw = await this.vm.quiesce(QUIESCE_TIMEOUT_MS);
+      } catch (err) {
+        kind = "standard";
+        this.event("warning", "replication.quiesce-failed", `'${this.rec.vmName}' could not be quiesced, so this hour's recovery point is crash-consistent rather than application-consistent: ${(err as Error).message}.`);
+      }
+    }
+    try {
+      return { frozen: await this.vm.freeze(this.rec.disks.map((d) => d.index)), kind };
+    } finally {
+      thaw?.();
+    }
+  }
+
   private async cycle(): Promise<CycleOutcome> {
     const startedAt = new Date();
     const stats: SendStats = { changedBytes: 0, dataBytes: 0, wireBytes: 0, frames: 0 };
@@ -175,14 +207,21 @@ export class PrimaryReplication {
       const initial = this.rec.lastAckedSeq < 0;
       if (initial) this.setState("Initial replication in progress");
       stopping();
-      frozen = await this.vm.freeze(this.rec.disks.map((d) => d.index));
+      const at = now();
+      const freeze = await this.freezeFor(this.pointDue(at));
+      frozen = freeze.frozen;
+      const marks: CycleMarks = {
+        point: freeze.kind ? { kind: freeze.kind, at: new Date(at).toISOString() } : null,
+        recoveryHistory: this.rec.recoveryHistory,
+        frequencySeconds: this.rec.frequencySeconds,
+      };
       const base = this.rec.lastAckedSeq;
       const nonce = randomBytes(16).toString("hex");
       const auth = this.rec.authMode === "http" && this.deps.token ? { token: this.deps.token, nonce } : undefined;
       const ack = await this.deps.peers.stream<CycleAck>(
         this.target,
         `/replication/v1/relationships/${this.rec.id}/cycles/${seq}?base=${base}`,
-        withFailpoint(cycleStream(frozen, this.deps.pool, { relationshipId: this.rec.id, seq, base, compress: this.rec.compression, auth }, stats)),
+        withFailpoint(cycleStream(frozen, this.deps.pool, { relationshipId: this.rec.id, seq, base, compress: this.rec.compression, marks, auth }, stats)),
         nonce,
         abort.signal,
       );
@@ -201,6 +240,8 @@ export class PrimaryReplication {
       this.update({
         lastAckedSeq: seq,
         lastSyncAt: new Date().toISOString(),
+        lastPointAt: marks.point?.at ?? this.rec.lastPointAt,
+        lastAppConsistentAt: marks.point?.kind === "application-consistent" ? marks.point.at : this.rec.lastAppConsistentAt,
         stats: {
           ...this.rec.stats,
           successfulCycles: this.rec.stats.successfulCycles + 1,

@@ -3,8 +3,9 @@
  * before anything is written; the end frame proves nothing was dropped or injected.
  */
 import { timingSafeEqual } from "node:crypto";
-import { FLAG_ZSTD, FrameError, FrameType, readFrames, type EndPayload, type FrameHeader } from "./frames.js";
-import { streamMac, type StreamAuth } from "./stream-auth.js";
+import { z } from "zod";
+import { EndPayload, FLAG_ZSTD, FrameError, FrameType, readFrames, type CycleMarks, type FrameHeader } from "./frames.js";
+import { endMacInput, streamMac, type StreamAuth } from "./stream-auth.js";
 
 export interface ReceiveExpectations {
   relationshipId: string;
@@ -28,6 +29,7 @@ export interface ReceiveResult {
   wireBytes: number;
   /** HTTP mode: the verified stream HMAC, covered by the acknowledgement. */
   mac?: string;
+  marks: CycleMarks;
 }
 
 /** Verifies the stream frame by frame and hands each data or zero frame to `sink`. */
@@ -49,9 +51,10 @@ export async function receiveCycle(
     if (h.type === FrameType.End) {
       let end: EndPayload;
       try {
-        end = JSON.parse(f.payload.toString("utf8")) as EndPayload;
-      } catch {
-        throw new FrameError("end frame is not valid JSON");
+        end = EndPayload.parse(JSON.parse(f.payload.toString("utf8")));
+      } catch (err) {
+        const why = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ") : "not JSON";
+        throw new FrameError(`end frame is malformed: ${why}`);
       }
       if (end.frames !== h.index || end.dataBytes !== dataBytes) {
         throw new FrameError(`end frame counts ${end.frames} frames and ${end.dataBytes} bytes, received ${h.index} and ${dataBytes}`);
@@ -61,12 +64,12 @@ export async function receiveCycle(
       }
       let macHex: string | undefined;
       if (mac) {
-        const want = mac.digest();
+        const want = mac.update(endMacInput(end)).digest();
         const got = Buffer.from(end.mac ?? "", "hex");
         if (got.length !== want.length || !timingSafeEqual(got, want)) throw new FrameError("stream signature does not match the shared token: data was altered, replayed or misdirected in transit");
         macHex = want.toString("hex");
       }
-      return { frames: h.index, dataBytes, wireBytes: wireBytes + f.headerBuf.length + f.payload.length, mac: macHex };
+      return { frames: h.index, dataBytes, wireBytes: wireBytes + f.headerBuf.length + f.payload.length, mac: macHex, marks: end.marks };
     }
     mac?.update(f.headerBuf).update(f.payload);
     wireBytes += f.headerBuf.length + f.payload.length;

@@ -26,6 +26,18 @@ import { receiveCycle, type ReceivedFrame } from "./receiver.js";
 import { DiskWriter } from "./apply.js";
 import { RedoWriter } from "./redo-log.js";
 import { ackMac, type StreamAuth } from "./stream-auth.js";
+import type { CycleMarks } from "./frames.js";
+import { RecoveryHistory, type PointView, type Range } from "./recovery/recovery-history.js";
+
+export interface RecoveryPointInfo {
+  /** "latest" for the replica disks themselves. */
+  id: string;
+  kind: "latest" | "standard" | "application-consistent";
+  at: string | null;
+  seq: number;
+  /** Storage the point costs on the Replica server (its undo log). */
+  sizeBytes: number;
+}
 
 export interface Peer {
   name: string;
@@ -55,6 +67,7 @@ interface Deps {
 
 export class ReplicaStore {
   private readonly locks = new Map<string, SerialQueue>();
+  private readonly histories = new Map<string, Promise<RecoveryHistory>>();
 
   constructor(private readonly deps: Deps) {}
 
@@ -68,6 +81,31 @@ export class ReplicaStore {
   exclusive<T>(vmId: string, fn: () => Promise<T>): Promise<T> {
     const rec = this.deps.repo.byVm(vmId).find((r) => r.role === "replica");
     return rec ? this.lock(rec.id).run(fn) : fn();
+  }
+
+  /** The recovery history of a relationship, its undo logs opened (and repaired) once. */
+  private history(rec: ReplicaRecord): Promise<RecoveryHistory> {
+    let h = this.histories.get(rec.id);
+    if (!h) {
+      h = RecoveryHistory.load(rec, () => this.diskPaths(this.record(rec.id))).then((history) => {
+        if (history.lost) {
+          const gone = new Set(history.lost.points.map((p) => p.id));
+          const now = this.record(rec.id);
+          this.deps.repo.save({ ...now, points: now.points.filter((p) => !gone.has(p.id)) });
+          this.deps.events.emit({
+            severity: "error",
+            kind: "replica.points-lost",
+            vmId: rec.vmId,
+            relationshipId: rec.id,
+            message: `${gone.size} recovery point(s) of '${rec.vmName}' can no longer be restored and were removed: ${history.lost.reason}. The latest point and newer points are intact.`,
+          });
+        }
+        return history;
+      });
+      h.catch(() => this.histories.delete(rec.id));
+      this.histories.set(rec.id, h);
+    }
+    return h;
   }
 
   private record(id: string): ReplicaRecord {
@@ -85,6 +123,8 @@ export class ReplicaStore {
       for (const name of await readdir(stagingDir).catch(() => [] as string[])) {
         if (join(stagingDir, name) !== keep) await rm(join(stagingDir, name), { force: true });
       }
+      // Undo logs are checked (and torn tails repaired) before anything else touches them.
+      await this.history(rec).catch((err: Error) => this.deps.log.error({ err, relationshipId: rec.id }, "recovery history could not be loaded"));
       if (rec.staged) {
         this.deps.events.emit({
           severity: "warning",
@@ -157,7 +197,7 @@ export class ReplicaStore {
         cpus: body.cpus,
         memoryMiB: body.memoryMiB,
         disks: body.disks.map((d) => ({ sizeBytes: d.sizeBytes })),
-        workload: { pattern: "idle", rateMiBps: 0 },
+        workload: { pattern: "idle", rateMiBps: 0, quiesce: "works" },
       },
       { id: body.vmId, dir: storageDir, replicaOf: { primaryServer: peer.name }, diskIndexes: body.disks.map((d) => d.index) },
     );
@@ -176,6 +216,8 @@ export class ReplicaStore {
       lastSyncAt: null,
       lastAppliedSeq: -1,
       staged: null,
+      recoveryHistory: body.recoveryHistory,
+      points: [],
       stats: emptyStats(),
       reason: null,
     };
@@ -259,15 +301,18 @@ export class ReplicaStore {
           throw err;
         }
         await writer.finish();
+        await this.commitCycle(this.record(id), seq, result.marks, true);
       } else {
         const stagingDir = join(rec.storageDir, ".staging");
         await mkdir(stagingDir, { recursive: true });
         const file = join(stagingDir, `cycle-${seq}.redo`);
         const redo = await RedoWriter.create(file);
         let frames: ReceivedFrame[] | undefined;
+        const ranges: Range[] = [];
         try {
           result = await receiveCycle(source, expect, async (f) => {
             if (redo.bytes > 0) failpoint("replica.receive-mid");
+            ranges.push({ disk: f.header.disk, offset: f.header.offset, length: f.header.length });
             // Staged decompressed: data that cannot be decoded is rejected now, before
             // anything is staged, and applying is nothing but writes.
             if (!(f.header.flags & FLAG_ZSTD)) return redo.add(f);
@@ -282,10 +327,10 @@ export class ReplicaStore {
           await redo.discard();
           throw err;
         }
-        rec = { ...rec, staged: { seq, file } };
+        rec = { ...rec, staged: { seq, file, marks: result.marks } };
         this.deps.repo.save(rec);
         failpoint("replica.after-staged");
-        await this.applyStaged(rec, frames);
+        await this.applyStaged(rec, frames, ranges);
       }
       const appliedAt = new Date().toISOString();
       const latency = Date.now() - started;
@@ -349,8 +394,14 @@ export class ReplicaStore {
    * Applies a staged cycle (again, after a crash) and clears the staged mark: from the frames
    * still in memory when given, else from the redo file.
    */
-  private async applyStaged(rec: ReplicaRecord, frames?: ReceivedFrame[]): Promise<void> {
+  private async applyStaged(rec: ReplicaRecord, frames?: ReceivedFrame[], ranges?: Range[]): Promise<void> {
     const staged = rec.staged!;
+    const history = await this.history(rec);
+    if (history.recording) {
+      // Before-images first, durably: only then may the new data overwrite them.
+      ranges ??= await rangesOf(staged.file);
+      await history.beforeApply(ranges);
+    }
     const writer = await DiskWriter.open(this.diskPaths(rec), this.deps.pool, false);
     try {
       let n = 0;
@@ -365,8 +416,71 @@ export class ReplicaStore {
     await writer.finish();
     failpoint("replica.after-apply");
     const latest = this.record(rec.id);
-    this.deps.repo.save({ ...latest, staged: null, lastAppliedSeq: Math.max(latest.lastAppliedSeq, staged.seq) });
+    await this.commitCycle({ ...latest, staged: null, lastAppliedSeq: Math.max(latest.lastAppliedSeq, staged.seq) }, staged.seq, staged.marks, false);
     await rm(staged.file, { force: true });
+  }
+
+  /**
+   * Saves an applied cycle together with what it does to the recovery history: the undo
+   * logs' durable sizes, a new point when the primary marked one, the oldest points pruned
+   * to the configured count. One save, so that a crash leaves either all of it or none.
+   */
+  private async commitCycle(rec: ReplicaRecord, seq: number, marks: CycleMarks | undefined, initial: boolean): Promise<void> {
+    const history = await this.history(rec);
+    const keep = marks?.recoveryHistory ?? rec.recoveryHistory;
+    // An initial copy rewrote the disks: no earlier point describes them any more.
+    let points = initial ? [] : history.durablePoints();
+    if (marks?.point && keep > 0) points.push(history.newPoint(seq, marks.point.at, marks.point.kind));
+    const pruned = points.length > keep ? points.slice(0, points.length - keep) : [];
+    points = points.slice(pruned.length);
+    this.deps.repo.save({ ...rec, points, recoveryHistory: keep, frequencySeconds: marks?.frequencySeconds ?? rec.frequencySeconds });
+    await history.sync(points);
+    if (marks?.point && keep > 0) {
+      const p = points.at(-1)!;
+      this.deps.events.emit({ severity: "info", kind: "replica.point-created", vmId: rec.vmId, relationshipId: rec.id, message: `Recovery point of '${rec.vmName}' as of ${p.at} was created (${p.kind}, cycle ${seq}).`, data: { pointId: p.id, seq, at: p.at, kind: p.kind } });
+    }
+    for (const p of pruned) {
+      this.deps.events.emit({ severity: "info", kind: "replica.point-pruned", vmId: rec.vmId, relationshipId: rec.id, message: `Recovery point of '${rec.vmName}' as of ${p.at} was deleted: ${keep} additional point${keep === 1 ? " is" : "s are"} kept.`, data: { pointId: p.id } });
+    }
+  }
+
+  /** The replica relationship of a VM on this host, or a clear refusal. */
+  replicaOfVm(vmId: string): ReplicaRecord {
+    const vm = this.deps.hypervisor.get(vmId);
+    const rec = this.deps.repo.byVm(vmId).find((r): r is ReplicaRecord => r.role === "replica");
+    if (!rec) throw conflict(`'${vm.config.name}' is not a Replica virtual machine on this host; recovery points are kept on its Replica server`);
+    return rec;
+  }
+
+  /** Recovery points of a replica VM, newest first: the latest (the disks themselves) on top. */
+  async recoveryPoints(vmId: string): Promise<RecoveryPointInfo[]> {
+    const sizes = (await this.history(this.replicaOfVm(vmId))).sizes();
+    const rec = this.replicaOfVm(vmId);
+    const list: RecoveryPointInfo[] = rec.points.map((p) => ({ id: p.id, kind: p.kind, at: p.at, seq: p.seq, sizeBytes: sizes.get(p.id) ?? p.undoBytes })).reverse();
+    if (rec.lastAppliedSeq >= 0) list.unshift({ id: "latest", kind: "latest", at: rec.lastSyncAt, seq: rec.lastAppliedSeq, sizeBytes: 0 });
+    return list;
+  }
+
+  /** Opens a point-in-time view of a kept point; replication goes on meanwhile. Close it after use. */
+  async openView(vmId: string, pointId: string): Promise<{ view: PointView; rec: ReplicaRecord; point: RecoveryPointInfo }> {
+    const history = await this.history(this.replicaOfVm(vmId));
+    const rec = this.replicaOfVm(vmId);
+    const notKept = () => notFound(`recovery point ${pointId} of '${rec.vmName}' is not kept (it may have been pruned); list them with GET /api/v1/vms/${vmId}/recovery-points`);
+    if (pointId === "latest") {
+      // Between cycles, so that the view starts from a whole one.
+      return this.lock(rec.id).run(async () => {
+        const now = this.record(rec.id);
+        if (now.lastAppliedSeq < 0) throw conflict(`'${rec.vmName}' has no recovery point yet: initial replication has not completed`);
+        if (now.staged) throw conflict(`'${rec.vmName}' holds a cycle that is not fully applied: ${now.reason ?? "see its events"}`);
+        return { view: await history.view("latest"), rec: now, point: { id: "latest", kind: "latest", at: now.lastSyncAt, seq: now.lastAppliedSeq, sizeBytes: 0 } };
+      });
+    }
+    const p = rec.points.find((x) => x.id === pointId);
+    if (!p) throw notKept();
+    const view = await history.view(pointId).catch(() => {
+      throw notKept();
+    });
+    return { view, rec, point: { id: p.id, kind: p.kind, at: p.at, seq: p.seq, sizeBytes: p.undoBytes } };
   }
 
   /** Pause or resume on the Replica server (a paused replica refuses cycles). */
@@ -390,7 +504,11 @@ export class ReplicaStore {
     const rec = this.record(id);
     await this.lock(id).drain();
     this.deps.repo.delete(id);
+    const history = this.histories.get(id);
+    this.histories.delete(id);
+    await (await history?.catch(() => undefined))?.close();
     await rm(join(rec.storageDir, ".staging"), { recursive: true, force: true });
+    await rm(join(rec.storageDir, ".points"), { recursive: true, force: true });
     const vm = this.deps.hypervisor.find(rec.vmId);
     if (vm) {
       const { replicaOf: _, ...config } = vm.config;
@@ -402,7 +520,14 @@ export class ReplicaStore {
       kind: "replica.removed",
       vmId: rec.vmId,
       relationshipId: id,
-      message: `Replication of '${rec.vmName}' was removed on the Replica server; the virtual machine and its disks were kept.`,
+      message: `Replication of '${rec.vmName}' was removed on the Replica server; the virtual machine and its disks (the latest recovery point) were kept${rec.points.length ? `, its ${rec.points.length} additional recovery points deleted` : ""}.`,
     });
   }
+}
+
+/** The disk ranges a staged cycle writes, read back from its redo file. */
+async function rangesOf(file: string): Promise<Range[]> {
+  const ranges: Range[] = [];
+  for await (const f of readFrames(createReadStream(file, { highWaterMark: 1024 * 1024 }))) ranges.push({ disk: f.header.disk, offset: f.header.offset, length: f.header.length });
+  return ranges;
 }

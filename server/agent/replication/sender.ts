@@ -5,8 +5,8 @@
  */
 import type { FrozenCycle } from "../hypervisor/types.js";
 import type { CodecPool, EncodedPiece } from "./codec-pool.js";
-import { encodeFrame, FLAG_ZSTD, FrameType, type EndPayload } from "./frames.js";
-import { streamMac, type StreamAuth } from "./stream-auth.js";
+import { encodeFrame, FLAG_ZSTD, FrameType, type CycleMarks, type EndPayload } from "./frames.js";
+import { endMacInput, streamMac, type StreamAuth } from "./stream-auth.js";
 
 export interface SendOptions {
   relationshipId: string;
@@ -14,6 +14,7 @@ export interface SendOptions {
   /** The cycle the replica must hold for this one to apply (-1: initial copy). */
   base: number;
   compress: boolean;
+  marks: CycleMarks;
   /** HTTP mode: the end frame carries an HMAC of the stream under the shared token. */
   auth?: StreamAuth;
   chunkBytes?: number;
@@ -103,8 +104,8 @@ export async function* cycleStream(cycle: FrozenCycle, pool: CodecPool, opts: Se
     }
   }
   stats.frames = index;
-  const end: EndPayload = { frames: index, dataBytes: stats.dataBytes, relationshipId: opts.relationshipId, base: opts.base, mac: null };
-  if (mac) end.mac = stats.mac = mac.digest("hex");
+  const end: EndPayload = { frames: index, dataBytes: stats.dataBytes, relationshipId: opts.relationshipId, base: opts.base, marks: opts.marks, mac: null };
+  if (mac) end.mac = stats.mac = mac.update(endMacInput(end)).digest("hex");
   const payload = Buffer.from(JSON.stringify(end));
   yield emit(encodeFrame({ type: FrameType.End, flags: 0, disk: 0, seq: opts.seq, index, offset: 0, length: 0 }, payload), false);
   yield emit(payload, false);

@@ -5,6 +5,7 @@
  * or an acknowledgement the replica did not send, fails verification.
  */
 import { createHmac, type Hmac } from "node:crypto";
+import type { EndPayload } from "./frames.js";
 
 export interface StreamBinding {
   relationshipId: string;
@@ -24,4 +25,10 @@ export function streamMac(token: string, b: StreamBinding): Hmac {
 
 export function ackMac(token: string, b: StreamBinding, streamMacHex: string): string {
   return createHmac("sha256", token).update(`replica-manager ack v1\n${b.relationshipId}\n${b.seq}\n${b.base}\n${b.nonce}\n${streamMacHex}`).digest("hex");
+}
+
+/** The end frame's fields other than the MAC, in a fixed order: signed after the frames. */
+export function endMacInput(end: Omit<EndPayload, "mac">): string {
+  const m = end.marks;
+  return JSON.stringify([end.frames, end.dataBytes, end.relationshipId, end.base, m.point?.kind ?? null, m.point?.at ?? null, m.recoveryHistory, m.frequencySeconds]);
 }

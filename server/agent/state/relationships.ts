@@ -38,6 +38,36 @@ export interface PrimaryRecord extends Common {
   lastAckedSeq: number;
   /** Ask the replica where it stands before the next cycle (after a failure or restart). */
   reconcile: boolean;
+  /** Additional hourly recovery points the replica keeps (0: the latest only). */
+  recoveryHistory: number;
+  /** Every how many hours a point is application-consistent; null: never. */
+  appConsistentFrequencyHours: number | null;
+  /** When the last acknowledged cycle that made a recovery point was frozen. */
+  lastPointAt: string | null;
+  lastAppConsistentAt: string | null;
+}
+
+export type RecoveryPointKind = "standard" | "application-consistent";
+
+/** A kept recovery point: the disk as of cycle `seq`, rebuilt through its undo log. */
+export interface RecoveryPointRecord {
+  id: string;
+  seq: number;
+  /** The primary's freeze time of that cycle: what the point's content is the state of. */
+  at: string;
+  kind: RecoveryPointKind;
+  /** Before-images of the blocks that cycles after this point overwrote (until the next point). */
+  undoFile: string;
+  /** How much of the undo log is known durable; the rest is verified on open. */
+  undoBytes: number;
+}
+
+/** What the primary decided about the cycle it sent; applied by the replica with it. */
+export interface CycleMarks {
+  point: { kind: RecoveryPointKind; at: string } | null;
+  /** Additional hourly recovery points to keep (0: the latest only). */
+  recoveryHistory: number;
+  frequencySeconds: number;
 }
 
 export interface ReplicaRecord extends Common {
@@ -48,7 +78,11 @@ export interface ReplicaRecord extends Common {
   /** Highest cycle applied to the replica disks; -1 before the initial copy completed. */
   lastAppliedSeq: number;
   /** A cycle made durable on the replica whose apply must be (re)done after a crash. */
-  staged: { seq: number; file: string } | null;
+  staged: { seq: number; file: string; marks?: CycleMarks } | null;
+  /** Additional hourly recovery points to keep, as the primary last said (0: latest only). */
+  recoveryHistory: number;
+  /** Kept recovery points, oldest first; the disks themselves are the latest point. */
+  points: RecoveryPointRecord[];
 }
 
 export type RelationshipRecord = PrimaryRecord | ReplicaRecord;

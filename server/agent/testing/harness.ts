@@ -58,6 +58,8 @@ export interface AgentSpec {
   replicaServer?: ReplicaServerSettings;
   resolve?: Record<string, string>;
   ports?: { management: number; http: number; https: number };
+  /** The test clock both agents of a pair share (see util/clock.ts). */
+  clockFile?: string;
 }
 
 /** An agent process of a test, with the ports it was given. */
@@ -67,7 +69,7 @@ export class AgentProcess extends BaseAgentProcess {
     readonly ports: { management: number; http: number; https: number },
     configFile: string,
   ) {
-    super({ hostName: spec.hostName, configFile, managementPort: ports.management, token: MGMT_TOKEN });
+    super({ hostName: spec.hostName, configFile, managementPort: ports.management, token: MGMT_TOKEN, env: spec.clockFile ? { RM_CLOCK_FILE: spec.clockFile } : {} });
   }
 }
 
@@ -97,6 +99,8 @@ export interface Pair {
   dir: string;
   primary: AgentProcess;
   replica: AgentProcess;
+  /** Moves both agents' clock forward (recovery points, health windows, schedules). */
+  advanceClock(ms: number): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -105,13 +109,21 @@ export async function startPair(opts: { dir?: string } = {}): Promise<Pair> {
   const dir = opts.dir ?? (await tempDir());
   const site = await makeSite(join(dir, "certs"));
   const resolveMap = { "hv01.lab.test": "127.0.0.1", "hv02.lab.test": "127.0.0.1" };
-  const primary = await defineAgent({ hostName: "hv01.lab.test", dataDir: join(dir, "hv01"), tls: await site.hostTls("hv01.lab.test"), replicationToken: REPL_TOKEN, resolve: resolveMap });
-  const replica = await defineAgent({ hostName: "hv02.lab.test", dataDir: join(dir, "hv02"), tls: await site.hostTls("hv02.lab.test"), replicationToken: REPL_TOKEN, resolve: resolveMap });
+  const clockFile = join(dir, "clock-offset-ms");
+  let offset = 0;
+  await writeFile(clockFile, "0");
+  const common = { replicationToken: REPL_TOKEN, resolve: resolveMap, clockFile };
+  const primary = await defineAgent({ hostName: "hv01.lab.test", dataDir: join(dir, "hv01"), tls: await site.hostTls("hv01.lab.test"), ...common });
+  const replica = await defineAgent({ hostName: "hv02.lab.test", dataDir: join(dir, "hv02"), tls: await site.hostTls("hv02.lab.test"), ...common });
   await Promise.all([primary.start(), replica.start()]);
   return {
     dir,
     primary,
     replica,
+    async advanceClock(ms: number) {
+      offset += ms;
+      await writeFile(clockFile, String(offset));
+    },
     async cleanup() {
       await Promise.all([primary.kill(), replica.kill()]);
       if (!process.env.RM_KEEP_TEST_DIRS) await rm(dir, { recursive: true, force: true });

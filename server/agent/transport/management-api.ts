@@ -21,6 +21,7 @@ import type { ReplicationManager } from "../replication/manager.js";
 import type { EventLog } from "../state/events.js";
 import { AgentError } from "../errors.js";
 import { parse } from "./http-common.js";
+import { registerRecoveryApi } from "./recovery-api.js";
 
 export interface ManagementContext {
   hostName: string;
@@ -160,6 +161,8 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
     );
     return { vmId, disk, sizeBytes: d.sizeBytes, sha256 };
   });
+
+  registerRecoveryApi(app, ctx.replication.replicas, ctx.events);
 
   app.get("/api/v1/replica-server", async () => ctx.getReplicaSettings());
   app.put("/api/v1/replica-server", async (req) => ctx.setReplicaSettings(parse(ReplicaServerSettings, req.body, "body")));

@@ -82,6 +82,11 @@ export class LabVm implements ReplicableVm {
     return n;
   }
 
+  async quiesce(timeoutMs: number): Promise<() => void> {
+    if (this.config.state !== "Running") return () => undefined;
+    return this.workload.quiesce(timeoutMs);
+  }
+
   async freeze(disks: number[]): Promise<FrozenCycle> {
     const frozenAt = new Date();
     const snaps = await this.queue.run(() => {

@@ -25,6 +25,7 @@ export class Workload {
   private busy = false;
   private seqPos = 0;
   private budget = 0;
+  private quiesced = false;
   bytesWritten = 0;
 
   constructor(
@@ -47,15 +48,37 @@ export class Workload {
     this.spec = spec;
   }
 
+  /**
+   * The guest's answer to a quiesce request: it stops issuing writes and waits for the one
+   * in flight, as application writers flush and hold their I/O. Returns the thaw.
+   */
+  async quiesce(timeoutMs: number): Promise<() => void> {
+    const give = (why: string) => new Error(`the guest did not quiesce: ${why}`);
+    if (this.spec.quiesce === "fails") throw give("its application writers reported an error");
+    this.quiesced = true;
+    const thaw = () => {
+      this.quiesced = false;
+    };
+    const deadline = Date.now() + timeoutMs;
+    while (this.busy || this.spec.quiesce === "hangs") {
+      if (Date.now() >= deadline) {
+        thaw();
+        throw give(`no answer within ${timeoutMs / 1000} s`);
+      }
+      await new Promise((r) => setTimeout(r, Math.min(20, timeoutMs)));
+    }
+    return thaw;
+  }
+
   private async tick(): Promise<void> {
-    if (this.busy || this.spec.pattern === "idle" || this.spec.rateMiBps <= 0) return;
+    if (this.busy || this.quiesced || this.spec.pattern === "idle" || this.spec.rateMiBps <= 0) return;
     this.busy = true;
     try {
       // At most two ticks' worth of catch-up, so a slow disk does not cause a burst later.
       const perTick = (this.spec.rateMiBps * MiB * TICK_MS) / 1000;
       this.budget = Math.min(this.budget + perTick, 2 * perTick);
       // update() may switch the pattern to idle while this loop awaits.
-      while (this.budget > 0 && this.timer && (this.spec.pattern as string) !== "idle") {
+      while (this.budget > 0 && this.timer && !this.quiesced && (this.spec.pattern as string) !== "idle") {
         const disk = this.target.disks[randomInt(this.target.disks.length)]!;
         const n = await this.writeOne(disk.index, disk.sizeBytes);
         this.budget -= n;
