@@ -1,8 +1,8 @@
 /**
  * Follows an agent's event stream (server-sent events), resuming from the last event id
- * after a drop so nothing is missed or seen twice.
+ * after a drop so nothing is missed or seen twice. Every event is parsed before use.
  */
-import type { AgentEvent } from "../agent/state/events.js";
+import { AgentEvent } from "./agent-schemas.js";
 
 export interface EventStreamOptions {
   url: string;
@@ -39,10 +39,10 @@ export class AgentEventStream {
         delay = 250;
       } catch (err) {
         if (this.stopped) return;
-        this.opts.onStatus?.("disconnected", (err as Error).message);
+        this.opts.onStatus?.("disconnected", describe(err));
       }
       await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 5000);
+      delay = Math.min(delay * 2, 2000);
     }
   }
 
@@ -52,7 +52,7 @@ export class AgentEventStream {
       headers: { authorization: `Bearer ${this.opts.token}`, "last-event-id": String(this.lastEventId), accept: "text/event-stream" },
       signal: this.controller.signal,
     });
-    if (!res.ok || !res.body) throw new Error(`event stream answered ${res.status}`);
+    if (!res.ok || !res.body) throw new Error(res.status === 401 ? "the agent refused the management token" : `event stream answered ${res.status}`);
     this.opts.onStatus?.("connected");
     const decoder = new TextDecoder();
     let buffer = "";
@@ -68,12 +68,20 @@ export class AgentEventStream {
           .map((l) => l.slice(6))
           .join("\n");
         if (!data) continue;
-        const event = JSON.parse(data) as AgentEvent;
+        const event = AgentEvent.parse(JSON.parse(data));
         if (event.id <= this.lastEventId) continue;
         this.lastEventId = event.id;
         this.opts.onEvent(event);
       }
     }
-    throw new Error("event stream ended");
+    throw new Error("the agent closed the event stream");
   }
+}
+
+/** A readable reason: fetch hides the socket error (ECONNREFUSED, …) in `cause`. */
+export function describe(err: unknown): string {
+  const e = err as Error & { cause?: { code?: string; message?: string } };
+  if (e.cause?.code === "ECONNREFUSED") return "connection refused (is the agent running?)";
+  if (e.cause?.code) return `${e.cause.code}: ${e.cause.message ?? e.message}`;
+  return e.message;
 }

@@ -1,0 +1,17 @@
+import { authRouter } from "./routers/auth.js";
+import { eventsRouter } from "./routers/events.js";
+import { hostsRouter } from "./routers/hosts.js";
+import { usersRouter } from "./routers/users.js";
+import { vmsRouter } from "./routers/vms.js";
+import { createCallerFactory, router } from "./trpc.js";
+
+export const appRouter = router({
+  auth: authRouter,
+  users: usersRouter,
+  hosts: hostsRouter,
+  vms: vmsRouter,
+  events: eventsRouter,
+});
+
+export type AppRouter = typeof appRouter;
+export const createCaller = createCallerFactory(appRouter);

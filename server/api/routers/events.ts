@@ -1,0 +1,30 @@
+import { z } from "zod";
+import { EventSeverity } from "../../shared/replication.js";
+import { eventView } from "../../fleet/views.js";
+import { adminProcedure, protectedProcedure, router } from "../trpc.js";
+
+export const eventsRouter = router({
+  /** A host's events, newest first. */
+  list: protectedProcedure
+    .input(
+      z.object({
+        hostId: z.string().min(1, "hostId is required"),
+        severity: z.array(EventSeverity).optional(),
+        vmId: z.string().uuid("vmId must be a VM id as listed").optional(),
+        limit: z.number().int().min(1).max(1000).default(200),
+      }),
+    )
+    .query(async ({ ctx, input }) => {
+      await ctx.fleet.hostOrThrow(input.hostId);
+      const rows = await ctx.db.event.findMany({
+        where: { hostId: input.hostId, ...(input.severity ? { severity: { in: input.severity } } : {}), ...(input.vmId ? { vmId: input.vmId } : {}) },
+        orderBy: { agentEventId: "desc" },
+        take: input.limit,
+      });
+      return rows.map(eventView);
+    }),
+
+  audit: adminProcedure.input(z.object({ limit: z.number().int().min(1).max(1000).default(200) })).query(({ ctx, input }) =>
+    ctx.db.auditEntry.findMany({ orderBy: { id: "desc" }, take: input.limit }),
+  ),
+});

@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MGMT_TOKEN, waitFor } from "../../agent/testing/harness.js";
+import type { VmView } from "../../fleet/vm-model.js";
+import { startConsoleFixture, type ConsoleFixture } from "../testing/console-fixture.js";
+import { expectTrpcError } from "../testing/expect-error.js";
+
+let f: ConsoleFixture;
+let hv01: string;
+let hv02: string;
+beforeAll(async () => {
+  f = await startConsoleFixture();
+});
+afterAll(async () => f?.cleanup());
+
+const newVm = (hostId: string, name: string) => ({
+  hostId,
+  name,
+  cpus: 2,
+  memoryMiB: 2048,
+  disks: [{ sizeGiB: 1 }],
+  workload: { pattern: "idle" as const, rateMiBps: 1 },
+});
+
+describe("hosts", () => {
+  it("connects to two servers by address and token; both become connected", async () => {
+    const admin = f.as("Administrator");
+    const a = await admin.hosts.add({ address: f.pair.primary.url, token: MGMT_TOKEN });
+    const b = await admin.hosts.add({ address: `${f.pair.replica.url}/`, token: MGMT_TOKEN });
+    expect([a.name, b.name]).toEqual(["hv01.lab.test", "hv02.lab.test"]);
+    hv01 = a.id;
+    hv02 = b.id;
+    await waitFor("both hosts connected", async () => (await f.as("Viewer").hosts.list()).every((h) => h.status === "connected"), 10_000);
+    expect(f.notices.some((n) => n.type === "hostChanged")).toBe(true);
+  });
+
+  it("names the field that is wrong when connecting", async () => {
+    const admin = f.as("Administrator");
+    await expectTrpcError(admin.hosts.add({ address: "hv03", token: MGMT_TOKEN }), "BAD_REQUEST", "address");
+    await expectTrpcError(admin.hosts.add({ address: f.pair.primary.url.replace(/\d+$/, "1"), token: MGMT_TOKEN }), "BAD_REQUEST", "address");
+    await expectTrpcError(admin.hosts.add({ address: "http://127.0.0.1:9", token: "short" }), "BAD_REQUEST", "token");
+    await expectTrpcError(admin.hosts.add({ address: f.pair.primary.url, token: "wrong-token-wrong-token" }), "CONFLICT", "address");
+    const other = await admin.hosts.remove({ id: hv02 });
+    expect(other.name).toBe("hv02.lab.test");
+    await expectTrpcError(admin.hosts.add({ address: f.pair.replica.url, token: "wrong-token-wrong-token" }), "BAD_REQUEST", "token");
+    hv02 = (await admin.hosts.add({ address: f.pair.replica.url, token: MGMT_TOKEN })).id;
+  });
+
+  it("lets only Administrators add and remove servers", async () => {
+    for (const role of ["Operator", "Viewer"] as const) {
+      await expectTrpcError(f.as(role).hosts.add({ address: "http://127.0.0.1:1", token: MGMT_TOKEN }), "FORBIDDEN");
+      await expectTrpcError(f.as(role).hosts.remove({ id: hv01 }), "FORBIDDEN");
+    }
+    await expectTrpcError(f.as(null).hosts.list(), "UNAUTHORIZED");
+    await expectTrpcError(f.as("Administrator").hosts.remove({ id: "nope" }), "NOT_FOUND");
+    expect((await f.as("Viewer").hosts.list()).length).toBe(2);
+  });
+});
+
+describe("vms", () => {
+  let vmId: string;
+
+  it("creates a VM on a host (Administrator) and lists it", async () => {
+    const created = await f.as("Administrator").vms.create(newVm(hv01, "app-01"));
+    vmId = created.vmId;
+    const list = await f.as("Viewer").vms.list({ hostId: hv01 });
+    expect(list.find((v) => v.vmId === vmId)).toMatchObject({ name: "app-01", state: "Off", cpus: 2, memoryMiB: 2048, replication: null });
+    expect(await f.pair.primary.ok<{ name: string }>("GET", `/api/v1/vms/${vmId}`)).toMatchObject({ name: "app-01" });
+  });
+
+  it("names the field of a bad VM and refuses creating to non-Administrators", async () => {
+    const admin = f.as("Administrator");
+    await expectTrpcError(admin.vms.create({ ...newVm(hv01, "a/b") }), "BAD_REQUEST", "name");
+    await expectTrpcError(admin.vms.create({ ...newVm(hv01, "x"), cpus: 0 }), "BAD_REQUEST", "cpus");
+    await expectTrpcError(admin.vms.create({ ...newVm(hv01, "x"), disks: [] }), "BAD_REQUEST", "disks");
+    await expectTrpcError(admin.vms.create({ ...newVm(hv01, "x"), memoryMiB: 8 }), "BAD_REQUEST", "memoryMiB");
+    await expectTrpcError(admin.vms.create(newVm("no-such-host", "x")), "NOT_FOUND", "hostId");
+    await expectTrpcError(f.as("Operator").vms.create(newVm(hv01, "x")), "FORBIDDEN");
+    expect((await f.as("Viewer").vms.list({ hostId: hv01 })).map((v) => v.name)).toEqual(["app-01"]);
+  });
+
+  it("runs power actions for Operators; the cache and the browsers hear of it", async () => {
+    const op = f.as("Operator");
+    f.notices.length = 0;
+    expect(await op.vms.power({ hostId: hv01, vmId, action: "start" })).toMatchObject({ state: "Running" });
+    const vm = await f.as("Viewer").vms.get({ hostId: hv01, vmId });
+    expect(vm.state).toBe("Running");
+    expect(vm.upSince).not.toBeNull();
+    expect(vm.assignedMemoryMiB).toBe(2048);
+    expect(f.notices.some((n) => n.type === "vmChanged" && (n.payload[0] as VmView).state === "Running")).toBe(true);
+    expect(await op.vms.power({ hostId: hv01, vmId, action: "pause" })).toMatchObject({ state: "Paused" });
+    expect(await op.vms.power({ hostId: hv01, vmId, action: "resume" })).toMatchObject({ state: "Running" });
+  });
+
+  it("passes on the agent's refusal, and refuses power to Viewers", async () => {
+    const e = await expectTrpcError(f.as("Operator").vms.power({ hostId: hv01, vmId, action: "start" }), "CONFLICT");
+    expect(e.message).toMatch(/Running/);
+    await expectTrpcError(f.as("Viewer").vms.power({ hostId: hv01, vmId, action: "turn-off" }), "FORBIDDEN");
+    // @ts-expect-error an unknown action
+    await expectTrpcError(f.as("Operator").vms.power({ hostId: hv01, vmId, action: "explode" }), "BAD_REQUEST", "action");
+    await expectTrpcError(f.as("Operator").vms.power({ hostId: hv01, vmId: "not-a-uuid", action: "start" }), "BAD_REQUEST", "vmId");
+    expect((await f.as("Viewer").vms.get({ hostId: hv01, vmId })).state).toBe("Running");
+  });
+
+  it("follows changes made on the agent directly, within a second", async () => {
+    const started = Date.now();
+    await f.pair.primary.ok("POST", `/api/v1/vms/${vmId}/power`, { action: "save" });
+    await waitFor("Saved in the cache", async () => (await f.as("Viewer").vms.get({ hostId: hv01, vmId })).state === "Saved", 5000, 20);
+    expect(Date.now() - started).toBeLessThan(1000);
+    const events = await waitFor("the Saved event", async () => {
+      const list = await f.as("Viewer").events.list({ hostId: hv01, vmId });
+      return list[0]?.message.includes("to Saved") && list;
+    }, 5000, 20);
+    expect(events.slice(0, 2).map((e) => e.message)).toEqual(["'app-01' changed from Saving to Saved.", "'app-01' changed from Running to Saving."]);
+    const warnings = await f.as("Viewer").events.list({ hostId: hv01, severity: ["warning"] });
+    expect(warnings.every((e) => e.severity === "warning")).toBe(true);
+    expect(warnings.some((e) => e.kind === "vm.power-refused")).toBe(true);
+  });
+
+  it("shows replication set up on the agent, with health", async () => {
+    await f.pair.primary.ok("POST", `/api/v1/vms/${vmId}/replication`, { replicaServer: "hv02.lab.test", replicaPort: f.pair.replica.ports.https, authMode: "https", frequencySeconds: 30 });
+    const vm = await waitFor("Replicating", async () => {
+      const v = await f.as("Viewer").vms.get({ hostId: hv01, vmId });
+      return v.replication?.state === "Replicating" && v;
+    }, 30_000);
+    expect(vm.replication).toMatchObject({ mode: "Primary", health: "Normal", primaryServer: "hv01.lab.test", replicaServer: "hv02.lab.test", frequencySeconds: 30 });
+    const replica = await waitFor("replica VM cached", async () => (await f.as("Viewer").vms.list({ hostId: hv02 })).find((v) => v.vmId === vmId), 10_000);
+    expect(replica).toMatchObject({ isReplica: true, replication: { mode: "Replica" } });
+    await f.pair.primary.ok("POST", `/api/v1/vms/${vmId}/replication/pause`);
+    await waitFor("paused: Warning", async () => {
+      const v = await f.as("Viewer").vms.get({ hostId: hv01, vmId });
+      return v.replication?.health === "Warning" && v.replication.reasons.some((r) => /paused/.test(r));
+    }, 5000);
+  });
+
+  it("deletes a VM only when the agent allows it, and only for Administrators", async () => {
+    const admin = f.as("Administrator");
+    const other = await admin.vms.create(newVm(hv01, "scratch"));
+    await expectTrpcError(f.as("Operator").vms.delete({ hostId: hv01, vmId: other.vmId }), "FORBIDDEN");
+    await f.as("Operator").vms.power({ hostId: hv01, vmId: other.vmId, action: "start" });
+    await expectTrpcError(admin.vms.delete({ hostId: hv01, vmId: other.vmId }), "CONFLICT");
+    await f.as("Operator").vms.power({ hostId: hv01, vmId: other.vmId, action: "turn-off" });
+    await admin.vms.delete({ hostId: hv01, vmId: other.vmId });
+    expect((await admin.vms.list({ hostId: hv01 })).some((v) => v.vmId === other.vmId)).toBe(false);
+    expect((await f.pair.primary.api("GET", `/api/v1/vms/${other.vmId}`)).status).toBe(404);
+    const audit = await f.db.auditEntry.findMany({ where: { action: "vms.delete" }, orderBy: { id: "asc" } });
+    expect(audit.map((a) => `${a.userName}:${a.result}`)).toEqual(["operator:failure", "administrator:failure", "administrator:success"]);
+  });
+
+  it("marks a killed agent unreachable with the reason, and reconnects with a full re-sync", async () => {
+    await f.pair.replica.kill();
+    const down = await waitFor("unreachable", async () => (await f.as("Viewer").hosts.list()).find((h) => h.id === hv02 && h.status === "unreachable"), 5000, 50);
+    expect(down.statusReason).toMatch(/refused|closed/);
+    await f.pair.replica.start();
+    await waitFor("connected again", async () => (await f.as("Viewer").hosts.list()).find((h) => h.id === hv02 && h.status === "connected"), 10_000, 50);
+    await f.as("Viewer").hosts.refresh({ id: hv02 });
+    expect((await f.as("Viewer").vms.list({ hostId: hv02 })).some((v) => v.vmId === vmId)).toBe(true);
+  });
+});

@@ -1,0 +1,52 @@
+import { z } from "zod";
+import { PowerAction, VmName } from "../../shared/agent-api.js";
+import { WorkloadPattern } from "../../shared/replication.js";
+import { vmView } from "../../fleet/vm-model.js";
+import { FieldError } from "../errors.js";
+import { adminProcedure, operatorProcedure, protectedProcedure, router } from "../trpc.js";
+
+const HostRef = z.object({ hostId: z.string().min(1, "hostId is required") });
+const VmRef = HostRef.extend({ vmId: z.string().uuid("vmId must be a VM id as listed") });
+
+export const NewVmInput = HostRef.extend({
+  name: VmName,
+  cpus: z.number().int().min(1, "1 to 64 virtual processors").max(64, "1 to 64 virtual processors"),
+  memoryMiB: z.number().int().min(32, "startup memory is 32 MB to 1 TB").max(1048576, "startup memory is 32 MB to 1 TB"),
+  disks: z
+    .array(z.object({ sizeGiB: z.number().int().min(1, "a disk is 1 to 4096 GB").max(4096, "a disk is 1 to 4096 GB") }))
+    .min(1, "a VM needs 1 to 4 disks")
+    .max(4, "a VM needs 1 to 4 disks"),
+  workload: z.object({ pattern: WorkloadPattern, rateMiBps: z.number().min(0).max(2048, "at most 2048 MB/s") }),
+});
+
+export const vmsRouter = router({
+  list: protectedProcedure.input(HostRef).query(async ({ ctx, input }) => {
+    await ctx.fleet.hostOrThrow(input.hostId);
+    return (await ctx.db.vm.findMany({ where: { hostId: input.hostId }, orderBy: { name: "asc" } })).map(vmView);
+  }),
+
+  get: protectedProcedure.input(VmRef).query(async ({ ctx, input }) => {
+    const row = await ctx.db.vm.findUnique({ where: { hostId_vmId: input } });
+    if (!row) throw new FieldError("NOT_FOUND", "no such virtual machine on this host", { vmId: ["no such virtual machine on this host"] });
+    return vmView(row);
+  }),
+
+  create: adminProcedure.input(NewVmInput).mutation(async ({ ctx, input }) => {
+    const vm = await ctx.fleet.withVm(input.hostId, (agent) =>
+      agent.createVm({ name: input.name, cpus: input.cpus, memoryMiB: input.memoryMiB, disks: input.disks.map((d) => ({ sizeBytes: d.sizeGiB * 1024 ** 3 })), workload: input.workload }),
+    );
+    return { hostId: input.hostId, vmId: vm.id, name: vm.name };
+  }),
+
+  power: operatorProcedure.input(VmRef.extend({ action: PowerAction })).mutation(async ({ ctx, input }) => {
+    const vm = await ctx.fleet.withVm(input.hostId, (agent) => agent.power(input.vmId, input.action));
+    return { hostId: input.hostId, vmId: vm.id, state: vm.state };
+  }),
+
+  delete: adminProcedure.input(VmRef).mutation(async ({ ctx, input }) => {
+    const link = ctx.fleet.link(input.hostId);
+    await link.client.deleteVm(input.vmId);
+    await link.removeVm(input.vmId);
+    return { ok: true };
+  }),
+});

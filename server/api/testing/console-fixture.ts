@@ -1,0 +1,95 @@
+/**
+ * Test fixture for the console's routers: a real database (a new SQLite file, or a new
+ * PostgreSQL database when RM_TEST_PG_URL is set), migrated like production, two real agent
+ * processes, a Fleet following them, and callers signed in as each role.
+ */
+import { randomBytes } from "node:crypto";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import pg from "pg";
+import { startPair, type Pair } from "../../agent/testing/harness.js";
+import { hashPassword } from "../../console/auth/password.js";
+import type { Role, SessionUser } from "../../console/auth/roles.js";
+import { createDb, type Db } from "../../console/db/client.js";
+import { migrateDeploy } from "../../console/db/migrate.js";
+import { Fleet } from "../../fleet/fleet.js";
+import type { FleetNotifier } from "../../fleet/views.js";
+import type { Context } from "../context.js";
+import { createCaller } from "../root.js";
+
+export type Notice = { type: keyof FleetNotifier; payload: unknown[] };
+
+export interface ConsoleFixture {
+  pair: Pair;
+  db: Db;
+  fleet: Fleet;
+  notices: Notice[];
+  users: Record<Role, SessionUser>;
+  /** A caller signed in as the given role (or anonymous); cookies it sets land in `cookies`. */
+  as(role: Role | null, cookies?: string[]): ReturnType<typeof createCaller>;
+  provider: "sqlite" | "postgresql";
+  cleanup(): Promise<void>;
+}
+
+async function newDatabaseUrl(dir: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const admin = process.env.RM_TEST_PG_URL;
+  if (!admin) return { url: `file:${join(dir, "console.db")}`, drop: async () => {} };
+  const name = `rm_test_${randomBytes(6).toString("hex")}`;
+  const client = new pg.Client({ connectionString: admin });
+  await client.connect();
+  await client.query(`CREATE DATABASE ${name}`);
+  await client.end();
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: admin });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+export async function startConsoleFixture(): Promise<ConsoleFixture> {
+  const pair = await startPair();
+  const database = await newDatabaseUrl(pair.dir);
+  await migrateDeploy(database.url);
+  const db = createDb(database.url);
+  const notices: Notice[] = [];
+  const record = (type: keyof FleetNotifier) => (...payload: unknown[]) => void notices.push({ type, payload });
+  const fleet = new Fleet(db, {
+    hostChanged: record("hostChanged"),
+    hostRemoved: record("hostRemoved"),
+    vmChanged: record("vmChanged"),
+    vmRemoved: record("vmRemoved"),
+    events: record("events"),
+  });
+  await fleet.start();
+  const users = {} as Record<Role, SessionUser>;
+  const passwordHash = await hashPassword("correct horse battery");
+  for (const role of ["Administrator", "Operator", "Viewer"] as const) {
+    const u = await db.user.create({ data: { name: role.toLowerCase(), role, passwordHash } });
+    users[role] = { id: u.id, name: u.name, role };
+  }
+  return {
+    pair,
+    db,
+    fleet,
+    notices,
+    users,
+    provider: database.url.startsWith("file:") ? "sqlite" : "postgresql",
+    as(role, cookies = []) {
+      const ctx: Context = { db, fleet, sessionHours: 1, user: role ? users[role] : null, sessionId: null, setCookie: (c) => void cookies.push(c), secure: false };
+      return createCaller(ctx);
+    },
+    async cleanup() {
+      await fleet.stop();
+      await db.$disconnect();
+      await database.drop();
+      await pair.cleanup();
+      await rm(pair.dir, { recursive: true, force: true });
+    },
+  };
+}

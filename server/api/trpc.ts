@@ -1,0 +1,81 @@
+/**
+ * The tRPC builders. Use only the exported procedures: every one converts errors, audits
+ * mutations (who, what, when, result), and the protected ones check the role on the server.
+ */
+import { initTRPC, TRPCError } from "@trpc/server";
+import superjson from "superjson";
+import { z, ZodError } from "zod";
+import { hasRole, type Role } from "../console/auth/roles.js";
+import type { Context } from "./context.js";
+import { FieldError, toTrpcError } from "./errors.js";
+
+const t = initTRPC.context<Context>().create({
+  transformer: superjson,
+  errorFormatter({ shape, error }) {
+    const fieldErrors =
+      error.cause instanceof ZodError ? (z.flattenError(error.cause).fieldErrors as Record<string, string[]>) : error instanceof FieldError ? error.fieldErrors : null;
+    return { ...shape, data: { ...shape.data, stack: undefined, fieldErrors } };
+  },
+});
+
+export const router = t.router;
+export const createCallerFactory = t.createCallerFactory;
+
+const SECRET = /password|token/i;
+function redact(input: unknown): unknown {
+  if (!input || typeof input !== "object") return input ?? null;
+  return Object.fromEntries(Object.entries(input).map(([k, v]) => [k, SECRET.test(k) ? "***" : v]));
+}
+
+function targetOf(input: unknown): string | null {
+  if (!input || typeof input !== "object") return null;
+  const o = input as Record<string, unknown>;
+  const parts = ["hostId", "vmId", "id", "name", "address"].filter((k) => typeof o[k] === "string").map((k) => `${k}=${String(o[k])}`);
+  return parts.length ? parts.join(" ") : null;
+}
+
+const converted = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok && result.error.code === "INTERNAL_SERVER_ERROR" && result.error.cause) throw toTrpcError(result.error.cause);
+  return result;
+});
+
+const audited = t.middleware(async ({ ctx, path, type, getRawInput, next }) => {
+  if (type !== "mutation") return next();
+  const result = await next();
+  const input = await getRawInput().catch(() => null);
+  const who = ctx.user?.name ?? (input && typeof input === "object" && typeof (input as { name?: unknown }).name === "string" ? (input as { name: string }).name : "anonymous");
+  await ctx.db.auditEntry.create({
+    data: {
+      userId: ctx.user?.id ?? null,
+      userName: who,
+      action: path,
+      target: targetOf(input),
+      input: (redact(input) ?? undefined) as object | undefined,
+      result: result.ok ? "success" : "failure",
+      error: result.ok ? null : result.error.message,
+    },
+  });
+  return result;
+});
+
+const base = t.procedure.use(audited).use(converted);
+
+function requireRole(role: Role) {
+  return t.middleware(({ ctx, next }) => {
+    if (!ctx.user) throw new TRPCError({ code: "UNAUTHORIZED", message: "sign in first" });
+    if (!hasRole(ctx.user.role, role)) {
+      throw new TRPCError({ code: "FORBIDDEN", message: `this needs the ${role} role; ${ctx.user.name} is ${ctx.user.role}` });
+    }
+    return next({ ctx: { user: ctx.user, sessionId: ctx.sessionId } });
+  });
+}
+
+/** Anyone, signed in or not (sign-in itself). */
+export const publicProcedure = base;
+/** Any signed-in user: Viewer and up. */
+export const protectedProcedure = base.use(requireRole("Viewer"));
+/** Power actions, pause/resume, failovers. */
+export const operatorProcedure = base.use(requireRole("Operator"));
+/** Hosts, settings, users, creating and deleting VMs. */
+export const adminProcedure = base.use(requireRole("Administrator"));

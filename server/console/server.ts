@@ -1,0 +1,92 @@
+/**
+ * The console in one process and on one port: Next.js (the UI), tRPC at /api/trpc and
+ * socket.io, with the fleet following every agent. Migrations run before anything listens.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import next from "next";
+import { ROOT } from "../agent/agent-process.js";
+import { trpcHandler, TRPC_PATH } from "../api/http.js";
+import { Fleet } from "../fleet/fleet.js";
+import { attachRealtime, realtimeNotifier, type RealtimeServer } from "../realtime/socket.js";
+import { ensureAdministrator } from "./auth/first-run.js";
+import { readCookie, userOfSession } from "./auth/sessions.js";
+import { createDb, type Db } from "./db/client.js";
+import { migrateDeploy } from "./db/migrate.js";
+import type { ConsoleEnv } from "./env.js";
+import { buildUi, uiBuildIsStale } from "./next-build.js";
+
+export interface ConsoleOptions {
+  env: ConsoleEnv;
+  /** Next's development server (hot reload) instead of the production build. */
+  dev?: boolean;
+}
+
+export interface RunningConsole {
+  url: string;
+  db: Db;
+  fleet: Fleet;
+  /** Set on the first start of a new database only. */
+  firstRunAdmin: { name: string; password: string } | null;
+  appliedMigrations: string[];
+  close(): Promise<void>;
+}
+
+/** Pages anyone may load; everything else sends a visitor without a session to /login. */
+const OPEN = /^\/(login|_next\/|favicon|socket\.io)/;
+
+export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole> {
+  const { env } = opts;
+  const dev = opts.dev ?? false;
+  const appliedMigrations = await migrateDeploy(env.DATABASE_URL);
+  const db = createDb(env.DATABASE_URL);
+  const firstRunAdmin = await ensureAdministrator(db);
+  if (!dev && uiBuildIsStale()) buildUi();
+
+  const app = next({ dev, dir: ROOT, hostname: "localhost", port: env.PORT });
+  await app.prepare();
+  const handleNext = app.getRequestHandler();
+
+  let io: RealtimeServer | undefined;
+  const fleet = new Fleet(db, realtimeNotifier(() => io));
+  const trpc = trpcHandler({ db, fleet, sessionHours: env.RM_SESSION_HOURS });
+
+  const http = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = req.url ?? "/";
+    if (url.startsWith(`${TRPC_PATH}/`)) return trpc(req, res);
+    if (req.method === "GET" && !OPEN.test(url) && !/\.\w+$/.test(url.split("?")[0]!)) {
+      void userOfSession(db, readCookie(req.headers.cookie)).then((s) => {
+        if (s) return handleNext(req, res);
+        res.writeHead(302, { location: "/login" }).end();
+      }, (err) => {
+        console.error("console: session check failed", err);
+        res.writeHead(500).end("internal error");
+      });
+      return;
+    }
+    void handleNext(req, res);
+  });
+  io = attachRealtime(http, db);
+  await new Promise<void>((ok, fail) => {
+    http.once("error", fail);
+    http.listen(env.PORT, env.HOST, () => ok());
+  });
+  await fleet.start();
+  const port = (http.address() as AddressInfo).port;
+
+  return {
+    url: `http://localhost:${port}`,
+    db,
+    fleet,
+    firstRunAdmin,
+    appliedMigrations,
+    async close() {
+      await fleet.stop();
+      const closed = new Promise<void>((ok) => io!.close(() => ok()));
+      http.closeAllConnections();
+      await closed;
+      await app.close();
+      await db.$disconnect();
+    },
+  };
+}

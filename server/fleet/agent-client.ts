@@ -1,0 +1,84 @@
+/**
+ * The console's client of one agent's management API (/api/v1, bearer token). Answers are
+ * parsed with the schemas in agent-schemas.ts; refusals become AgentCallError with the agent's
+ * code, message and field issues, so the API layer can pass them on to the user.
+ */
+import type { z } from "zod";
+import { AgentErrorBody, AgentHostInfo, AgentVm } from "./agent-schemas.js";
+import type { CreateVmBody, PowerAction } from "../shared/agent-api.js";
+
+export class AgentCallError extends Error {
+  constructor(
+    message: string,
+    /** HTTP status, or 0 when the agent could not be reached. */
+    readonly status: number,
+    readonly code: string,
+    readonly issues: { field: string; message: string }[] = [],
+  ) {
+    super(message);
+  }
+}
+
+const TIMEOUT_MS = 15_000;
+
+export class AgentClient {
+  constructor(
+    readonly address: string,
+    private readonly token: string,
+  ) {}
+
+  private async call<S extends z.ZodType>(schema: S | null, method: string, path: string, body?: unknown): Promise<z.infer<S>> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.address}/api/v1${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+      throw new AgentCallError(`cannot reach the agent at ${this.address} (${cause})`, 0, "UNREACHABLE");
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      const parsed = AgentErrorBody.safeParse(safeJson(text));
+      if (parsed.success) {
+        const e = parsed.data.error;
+        throw new AgentCallError(e.message, res.status, e.code, e.details?.issues ?? []);
+      }
+      throw new AgentCallError(`the agent answered ${res.status}`, res.status, "HTTP_ERROR");
+    }
+    if (!schema) return undefined as z.infer<S>;
+    const parsed = schema.safeParse(safeJson(text));
+    if (!parsed.success) throw new AgentCallError(`unexpected answer from the agent to ${method} ${path}: ${parsed.error.message}`, 502, "BAD_ANSWER");
+    return parsed.data;
+  }
+
+  host() {
+    return this.call(AgentHostInfo, "GET", "/host");
+  }
+  vms() {
+    return this.call(AgentVm.array(), "GET", "/vms");
+  }
+  vm(vmId: string) {
+    return this.call(AgentVm, "GET", `/vms/${encodeURIComponent(vmId)}`);
+  }
+  createVm(body: z.input<typeof CreateVmBody>) {
+    return this.call(AgentVm, "POST", "/vms", body);
+  }
+  deleteVm(vmId: string) {
+    return this.call(null, "DELETE", `/vms/${encodeURIComponent(vmId)}`);
+  }
+  power(vmId: string, action: PowerAction) {
+    return this.call(AgentVm, "POST", `/vms/${encodeURIComponent(vmId)}/power`, { action });
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return text;
+  }
+}

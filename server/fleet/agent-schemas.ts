@@ -1,0 +1,102 @@
+/**
+ * What the console reads from an agent's management API, parsed rather than trusted
+ * (docs/agent-api.md, "Objects"). Unknown fields are dropped; a field the console needs that
+ * is missing or malformed fails loudly at the edge instead of deep in the UI.
+ */
+import { z } from "zod";
+import { EventSeverity, ReplicationState, VmState } from "../shared/replication.js";
+
+export const AgentHostInfo = z.object({
+  hostName: z.string(),
+  version: z.string(),
+  hypervisor: z.string(),
+  startedAt: z.string(),
+  vmCount: z.number().int(),
+  lastEventId: z.number().int(),
+  capabilities: z.object({ https: z.boolean(), http: z.boolean() }),
+});
+export type AgentHostInfo = z.infer<typeof AgentHostInfo>;
+
+const Stats = z.object({
+  since: z.string(),
+  successfulCycles: z.number(),
+  failedCycles: z.number(),
+  missedCycles: z.number(),
+  changedBytes: z.number(),
+  wireBytes: z.number(),
+  maxCycleBytes: z.number(),
+  totalLatencyMs: z.number(),
+  lastError: z.string().nullable(),
+});
+
+const DiskInfo = z.object({ index: z.number().int(), sizeBytes: z.number() });
+
+const RelationshipCommon = {
+  id: z.string(),
+  vmId: z.string(),
+  vmName: z.string(),
+  state: ReplicationState,
+  frequencySeconds: z.number(),
+  disks: z.array(DiskInfo),
+  createdAt: z.string(),
+  lastSyncAt: z.string().nullable(),
+  stats: Stats,
+  reason: z.string().nullable(),
+};
+
+export const AgentRelationship = z.discriminatedUnion("role", [
+  z.object({
+    ...RelationshipCommon,
+    role: z.literal("primary"),
+    replicaServer: z.string(),
+    replicaPort: z.number(),
+    authMode: z.enum(["https", "http"]),
+    compression: z.boolean(),
+    lastAckedSeq: z.number(),
+  }),
+  z.object({
+    ...RelationshipCommon,
+    role: z.literal("replica"),
+    primaryServer: z.string(),
+    trustGroup: z.string(),
+    lastAppliedSeq: z.number(),
+  }),
+]);
+export type AgentRelationship = z.infer<typeof AgentRelationship>;
+
+export const AgentVm = z.object({
+  id: z.string(),
+  name: z.string(),
+  state: VmState,
+  cpus: z.number().int(),
+  memoryMiB: z.number().int(),
+  assignedMemoryMiB: z.number().int(),
+  uptimeSeconds: z.number(),
+  disks: z.array(DiskInfo),
+  workload: z.object({ pattern: z.string(), rateMiBps: z.number() }),
+  networkConnected: z.boolean(),
+  isReplica: z.boolean(),
+  createdAt: z.string(),
+  replication: z.array(AgentRelationship),
+});
+export type AgentVm = z.infer<typeof AgentVm>;
+
+export const AgentEvent = z.object({
+  id: z.number().int(),
+  ts: z.string(),
+  severity: EventSeverity,
+  kind: z.string(),
+  vmId: z.string().nullable(),
+  relationshipId: z.string().nullable(),
+  message: z.string(),
+  data: z.record(z.string(), z.unknown()).nullable(),
+});
+export type AgentEvent = z.infer<typeof AgentEvent>;
+
+export const AgentErrorBody = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    details: z.object({ issues: z.array(z.object({ field: z.string(), message: z.string() })).optional() }).passthrough().optional(),
+  }),
+});

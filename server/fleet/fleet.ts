@@ -1,0 +1,101 @@
+/**
+ * The hosts the console manages: the registry in the database and one HostLink per host.
+ * Errors meant for the user are FleetError (with the field they concern) or AgentCallError.
+ */
+import type { Db } from "../console/db/client.js";
+import { AgentCallError, AgentClient } from "./agent-client.js";
+import type { AgentVm } from "./agent-schemas.js";
+import { HostLink } from "./host-link.js";
+import { hostView, type FleetNotifier, type HostView } from "./views.js";
+
+export class FleetError extends Error {
+  constructor(
+    readonly code: "NOT_FOUND" | "CONFLICT" | "BAD_REQUEST",
+    message: string,
+    /** The input field the error is about, for forms. */
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+export class Fleet {
+  private readonly links = new Map<string, HostLink>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly notify: FleetNotifier,
+  ) {}
+
+  async start(): Promise<void> {
+    const hosts = await this.db.host.findMany();
+    for (const h of hosts) this.startLink(h);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.links.values()].map((l) => l.stop()));
+    this.links.clear();
+  }
+
+  /** Enrols an agent: checks that it answers and accepts the token, then follows it. */
+  async addHost(input: { address: string; token: string }): Promise<HostView> {
+    const address = input.address.replace(/\/+$/, "");
+    const existing = await this.db.host.findFirst({ where: { address } });
+    if (existing) throw new FleetError("CONFLICT", `${existing.name} is already connected at ${address}`, "address");
+    let info;
+    try {
+      info = await new AgentClient(address, input.token).host();
+    } catch (err) {
+      if (err instanceof AgentCallError && err.status === 401) throw new FleetError("BAD_REQUEST", "the agent refused this management token", "token");
+      if (err instanceof AgentCallError && err.status === 0) throw new FleetError("BAD_REQUEST", err.message, "address");
+      throw new FleetError("BAD_REQUEST", `no Replica Manager agent answers at ${address}: ${(err as Error).message}`, "address");
+    }
+    if (await this.db.host.findUnique({ where: { name: info.hostName } })) {
+      throw new FleetError("CONFLICT", `a host named ${info.hostName} is already connected`, "address");
+    }
+    const host = await this.db.host.create({ data: { name: info.hostName, address, token: input.token, agentVersion: info.version } });
+    this.startLink(host);
+    const view = hostView(host);
+    this.notify.hostChanged(view);
+    return view;
+  }
+
+  async removeHost(id: string): Promise<HostView> {
+    const host = await this.hostOrThrow(id);
+    await this.links.get(id)?.stop();
+    this.links.delete(id);
+    await this.db.host.delete({ where: { id } });
+    this.notify.hostRemoved(id);
+    return hostView(host);
+  }
+
+  async hosts(): Promise<HostView[]> {
+    return (await this.db.host.findMany({ orderBy: { name: "asc" } })).map(hostView);
+  }
+
+  async hostOrThrow(id: string) {
+    const host = await this.db.host.findUnique({ where: { id } });
+    if (!host) throw new FleetError("NOT_FOUND", "no such host: it may have been removed", "hostId");
+    return host;
+  }
+
+  link(hostId: string): HostLink {
+    const link = this.links.get(hostId);
+    if (!link) throw new FleetError("NOT_FOUND", "no such host: it may have been removed", "hostId");
+    return link;
+  }
+
+  /** Calls the host's agent; the answered VM goes into the cache and out to the browsers at once. */
+  async withVm(hostId: string, call: (client: AgentClient) => Promise<AgentVm>): Promise<AgentVm> {
+    const link = this.link(hostId);
+    const vm = await call(link.client);
+    await link.applyVm(vm);
+    return vm;
+  }
+
+  private startLink(host: { id: string; name: string; address: string; token: string; lastEventId: number }): void {
+    const link = new HostLink(host, this.db, this.notify);
+    this.links.set(host.id, link);
+    link.start();
+  }
+}

@@ -1,0 +1,26 @@
+/** socket.io event maps shared by the console server and the browser. */
+import type { EventView, HostView } from "../fleet/views.js";
+import type { VmView } from "../fleet/vm-model.js";
+
+export interface ServerToClientEvents {
+  "host:update": (host: HostView) => void;
+  "host:remove": (hostId: string) => void;
+  "vm:update": (vm: VmView) => void;
+  "vm:remove": (ref: { hostId: string; vmId: string }) => void;
+  "events:new": (events: EventView[]) => void;
+}
+
+export interface ClientToServerEvents {
+  /** Join the host's room (its VMs and events); leave the previous ones with unwatch. */
+  "host:watch": (hostId: string) => void;
+  "host:unwatch": (hostId: string) => void;
+  "vm:watch": (vmId: string) => void;
+  "vm:unwatch": (vmId: string) => void;
+}
+
+export const rooms = {
+  /** Every signed-in browser: host status for the tree. */
+  dashboard: "dashboard",
+  host: (hostId: string) => `host:${hostId}`,
+  vm: (vmId: string) => `vm:${vmId}`,
+};
