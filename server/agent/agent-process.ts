@@ -123,6 +123,13 @@ export class AgentProcess {
     return { status: res.status, body: json as T };
   }
 
+  /** GET of raw bytes (disk data), throwing unless the answer is 2xx. */
+  async bytes(path: string): Promise<Buffer> {
+    const res = await fetch(this.url + path, { headers: { authorization: `Bearer ${this.opts.token}` } });
+    if (!res.ok) throw new Error(`${this.opts.hostName}: GET ${path} → ${res.status}: ${await res.text()}`);
+    return Buffer.from(await res.arrayBuffer());
+  }
+
   /** Like api(), but throws unless the answer is 2xx. */
   async ok<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     const r = await this.api<T>(method, path, body);

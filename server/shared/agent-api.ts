@@ -171,6 +171,13 @@ export const ExportPointBody = z.object({
   folder: z.string().trim().min(1, "folder must be an absolute path").startsWith("/", "folder must be an absolute path"),
 });
 
+export const TestFailoverBody = z.object({
+  /** A recovery point id from GET .../recovery-points, or "latest". */
+  pointId: z.union([z.literal("latest"), z.string().uuid("pointId must be 'latest' or a point id from GET .../recovery-points")]).default("latest"),
+  /** Connect the test VM to this network; null keeps its network adapters disconnected. */
+  network: z.string().trim().min(1, "network must not be empty").max(64, "network must be at most 64 characters").nullable().default(null),
+});
+
 export const EventsQuery = z.object({
   after: z.coerce.number().int().min(0).default(0),
   limit: z.coerce.number().int().min(1).max(1000).default(200),

@@ -24,8 +24,12 @@ export interface VmConfig {
   state: VmState;
   /** Set on replica VMs: they may not start until failed over. */
   replicaOf?: { primaryServer: string };
-  /** Network adapters connected (false for test failover VMs). */
+  /** Network adapters connected (false for test failover VMs, unless given a test network). */
   networkConnected: boolean;
+  /** The network the adapters are connected to, when it is not the VM's usual one. */
+  networkName?: string;
+  /** Set on a test failover VM: the replica and recovery point it runs from. */
+  testOf?: { vmId: string; pointId: string; pointAt: string | null; seq: number };
   createdAt: string;
   stateChangedAt: string;
 }

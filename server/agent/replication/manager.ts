@@ -7,6 +7,7 @@ import { AgentError, badRequest, conflict, notFound } from "../errors.js";
 import { PeerError } from "../transport/peer-client.js";
 import { PrimaryReplication, type CycleOutcome, type PrimaryDeps } from "./primary.js";
 import type { ReplicaStore } from "./replica-store.js";
+import { TestFailovers } from "./failover/test-failover.js";
 
 const LOSS_REASONS: Record<string, string> = {
   "host-crash": "the host restarted without a clean shutdown, so changes written just before may not be tracked",
@@ -17,6 +18,7 @@ const LOSS_REASONS: Record<string, string> = {
 
 export class ReplicationManager {
   private readonly primaries = new Map<string, PrimaryReplication>();
+  readonly tests: TestFailovers;
 
   constructor(
     private readonly hostName: string,
@@ -25,6 +27,7 @@ export class ReplicationManager {
     private readonly deps: PrimaryDeps,
     private readonly ownCredentials: () => { https: boolean; http: boolean },
   ) {
+    this.tests = new TestFailovers({ replicas, hypervisor, repo: deps.repo, events: deps.events });
     hypervisor.powerGuards.push((vm, action) => {
       if (action === "start" && this.primaryOf(vm.id)?.record.state === "Prepared for planned failover") {
         throw conflict(`'${vm.config.name}' is prepared for planned failover and may not start here; cancel the failover first`);
@@ -34,6 +37,7 @@ export class ReplicationManager {
 
   async start(): Promise<void> {
     await this.replicas.start();
+    await this.tests.start();
     for (const rec of this.deps.repo.all()) {
       if (rec.role !== "primary") continue;
       const vm = this.hypervisor.find(rec.vmId);
@@ -54,6 +58,7 @@ export class ReplicationManager {
 
   async stop(): Promise<void> {
     for (const p of this.primaries.values()) await p.stop();
+    await this.tests.stop();
   }
 
   private primaryOf(vmId: string): PrimaryReplication | undefined {
@@ -209,7 +214,10 @@ export class ReplicationManager {
 
   async remove(vmId: string): Promise<void> {
     const rec = this.oneFor(vmId);
-    if (rec.role === "replica") return this.replicas.remove(rec.id);
+    if (rec.role === "replica") {
+      if (rec.testFailover) throw conflict(`a test failover of '${rec.vmName}' is running; stop it before removing replication`);
+      return this.replicas.remove(rec.id);
+    }
     const p = this.primaries.get(rec.id)!;
     await p.stop();
     await p.vm.stopTracking();

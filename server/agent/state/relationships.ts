@@ -83,6 +83,9 @@ export interface ReplicaRecord extends Common {
   recoveryHistory: number;
   /** Kept recovery points, oldest first; the disks themselves are the latest point. */
   points: RecoveryPointRecord[];
+  /** The test failover VM running from this replica, if any. */
+  testFailover?: { testVmId: string; pointId: string; pointAt: string | null; seq: number; startedAt: string } | null;
+  lastTestFailoverAt?: string | null;
 }
 
 export type RelationshipRecord = PrimaryRecord | ReplicaRecord;

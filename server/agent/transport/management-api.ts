@@ -1,6 +1,5 @@
 /** The management API (/api/v1): what the console, the CLI and the tests call. */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { createReadStream } from "node:fs";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { z } from "zod";
 import {
@@ -11,6 +10,7 @@ import {
   EventsQuery,
   PowerAction,
   ReplicaServerSettings,
+  TestFailoverBody,
   UpdateReplicationBody,
   VmId,
   WorkloadSpec,
@@ -55,6 +55,8 @@ function vmView(vm: LabVm, ctx: ManagementContext) {
     workload: c.workload,
     networkConnected: c.networkConnected,
     isReplica: Boolean(c.replicaOf),
+    testOf: c.testOf ?? null,
+    networkName: c.networkName ?? null,
     createdAt: c.createdAt,
     replication: ctx.replication.forVm(c.id),
   };
@@ -155,7 +157,7 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
     const sha256 = await ctx.replication.replicas.exclusive(vmId, () =>
       vm.queue.run(async () => {
         const h = createHash("sha256");
-        for await (const chunk of createReadStream(d.path, { highWaterMark: 4 * MiB })) h.update(chunk as Buffer);
+        for (let off = 0; off < d.sizeBytes; off += 4 * MiB) h.update(await d.read(off, Math.min(4 * MiB, d.sizeBytes - off)));
         return h.digest("hex");
       }),
     );
@@ -187,6 +189,17 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
     await ctx.replication.remove(vmId);
     return reply.status(204).send();
   });
+  app.post("/api/v1/vms/:vmId/replication/test-failover", async (req, reply) => {
+    const { vmId } = parse(VmParams, req.params, "params");
+    const body = parse(TestFailoverBody, req.body ?? {}, "body");
+    const vm = await ctx.replication.tests.begin(vmId, body.pointId, body.network);
+    return reply.code(201).send(vmView(vm, ctx));
+  });
+  app.delete("/api/v1/vms/:vmId/replication/test-failover", async (req, reply) => {
+    await ctx.replication.tests.end(parse(VmParams, req.params, "params").vmId);
+    return reply.code(204).send();
+  });
+
   app.post("/api/v1/vms/:vmId/replication/pause", async (req) => ctx.replication.pause(parse(VmParams, req.params, "params").vmId));
   app.post("/api/v1/vms/:vmId/replication/resume", async (req) => ctx.replication.resume(parse(VmParams, req.params, "params").vmId));
   app.post("/api/v1/vms/:vmId/replication/replicate-now", async (req) =>

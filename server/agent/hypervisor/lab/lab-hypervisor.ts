@@ -7,7 +7,7 @@ import type { EventLog } from "../../state/events.js";
 import type { CreateVmBody, PowerAction, WorkloadSpec } from "../../../shared/agent-api.js";
 import type { VmState } from "../../../shared/replication.js";
 import type { VmConfig } from "../types.js";
-import { LabVm } from "./lab-vm.js";
+import { LabVm, type GuestDisk } from "./lab-vm.js";
 import { createSparseFile } from "../../util/files.js";
 import { conflict, notFound } from "../../errors.js";
 
@@ -78,15 +78,18 @@ export class LabHypervisor {
     this.vms.clear();
   }
 
-  private async load(dir: string, config: VmConfig): Promise<LabVm> {
-    const vm = await LabVm.load(dir, config, (err) =>
+  private guestIoError(config: VmConfig) {
+    return (err: unknown) =>
       this.events.emit({
         severity: "error",
         kind: "vm.guest-io-error",
         vmId: config.id,
         message: `Guest I/O of '${config.name}' failed: ${(err as Error).message}`,
-      }),
-    );
+      });
+  }
+
+  private async load(dir: string, config: VmConfig): Promise<LabVm> {
+    const vm = await LabVm.load(dir, config, this.guestIoError(config));
     this.vms.set(config.id, vm);
     return vm;
   }
@@ -141,8 +144,31 @@ export class LabHypervisor {
     }
   }
 
+  /**
+   * Adds a VM that lives only while this agent runs (a test failover VM over overlay disks):
+   * it is not recorded in the database, so a restart never brings it back.
+   */
+  async addTransient(dir: string, config: VmConfig, disks: Map<number, GuestDisk>): Promise<LabVm> {
+    if (this.vms.has(config.id)) throw conflict(`a virtual machine with id ${config.id} already exists on this host`);
+    const vm = LabVm.withDisks(dir, config, disks, this.guestIoError(config));
+    await vm.saveConfig();
+    this.vms.set(config.id, vm);
+    this.events.emit({ severity: "info", kind: "vm.created", vmId: config.id, message: `Virtual machine '${config.name}' was created.` });
+    return vm;
+  }
+
+  /** Turns off and removes a transient VM; its folder is the caller's to delete. */
+  async removeTransient(id: string): Promise<void> {
+    const vm = this.get(id);
+    vm.workload.stop();
+    await vm.close();
+    this.vms.delete(id);
+    this.events.emit({ severity: "info", kind: "vm.deleted", vmId: id, message: `Virtual machine '${vm.config.name}' was deleted.` });
+  }
+
   async delete(id: string, isReplicated: (id: string) => boolean): Promise<void> {
     const vm = this.get(id);
+    if (vm.config.testOf) throw conflict(`'${vm.config.name}' is a test failover virtual machine; use Stop Test Failover on its replica virtual machine to delete it`);
     if (vm.config.state !== "Off") throw conflict(`'${vm.config.name}' is ${vm.config.state}; turn it off before deleting it`);
     if (isReplicated(id)) throw conflict(`'${vm.config.name}' is replicated; remove replication before deleting it`);
     await vm.close();

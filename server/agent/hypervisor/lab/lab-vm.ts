@@ -7,6 +7,10 @@ import { TrackedDisk } from "../../tracking/tracked-disk.js";
 import { SerialQueue } from "../../util/serial-queue.js";
 import { Workload } from "./workload.js";
 import { badRequest, conflict } from "../../errors.js";
+import type { OverlayDisk } from "./overlay-disk.js";
+
+/** A lab VM's disk: a tracked raw image, or (test failover) an overlay on a recovery point. */
+export type GuestDisk = TrackedDisk | OverlayDisk;
 
 export class LabVm implements ReplicableVm {
   readonly queue = new SerialQueue();
@@ -14,7 +18,7 @@ export class LabVm implements ReplicableVm {
   private constructor(
     readonly dir: string,
     public config: VmConfig,
-    readonly disks: Map<number, TrackedDisk>,
+    readonly disks: Map<number, GuestDisk>,
     onWorkloadError: (err: unknown) => void,
   ) {
     this.workload = new Workload(config.workload, {
@@ -30,13 +34,24 @@ export class LabVm implements ReplicableVm {
     return new LabVm(dir, config, disks, onWorkloadError);
   }
 
+  /** A VM over disks opened by the caller (test failover overlays). */
+  static withDisks(dir: string, config: VmConfig, disks: Map<number, GuestDisk>, onWorkloadError: (err: unknown) => void): LabVm {
+    return new LabVm(dir, config, disks, onWorkloadError);
+  }
+
   get id(): string {
     return this.config.id;
   }
 
-  disk(index: number): TrackedDisk {
+  disk(index: number): GuestDisk {
     const d = this.disks.get(index);
     if (!d) throw badRequest(`VM '${this.config.name}' has no disk ${index}; its disks are ${[...this.disks.keys()].join(", ")}`);
+    return d;
+  }
+
+  private tracked(index: number): TrackedDisk {
+    const d = this.disk(index);
+    if (!(d instanceof TrackedDisk)) throw conflict(`'${this.config.name}' is a test failover virtual machine; it cannot be replicated`);
     return d;
   }
 
@@ -55,7 +70,7 @@ export class LabVm implements ReplicableVm {
 
   async startTracking(disks: number[], allDirty: boolean): Promise<void> {
     await this.queue.run(async () => {
-      for (const i of disks) await this.disk(i).startTracking(allDirty);
+      for (const i of disks) await this.tracked(i).startTracking(allDirty);
     });
   }
 
@@ -63,7 +78,7 @@ export class LabVm implements ReplicableVm {
     const lost = new Map<number, TrackingLoss>();
     await this.queue.run(async () => {
       for (const i of disks) {
-        const why = await this.disk(i).resumeTracking();
+        const why = await this.tracked(i).resumeTracking();
         if (why) lost.set(i, why);
       }
     });
@@ -72,7 +87,7 @@ export class LabVm implements ReplicableVm {
 
   async stopTracking(): Promise<void> {
     await this.queue.run(async () => {
-      for (const d of this.disks.values()) if (d.tracking) await d.stopTracking();
+      for (const d of this.disks.values()) if (d instanceof TrackedDisk && d.tracking) await d.stopTracking();
     });
   }
 
@@ -90,8 +105,8 @@ export class LabVm implements ReplicableVm {
   async freeze(disks: number[]): Promise<FrozenCycle> {
     const frozenAt = new Date();
     const snaps = await this.queue.run(() => {
-      for (const i of disks) if (!this.disk(i).tracking) throw conflict(`disk ${i} of '${this.config.name}' is not tracked`);
-      return disks.map((i) => ({ index: i, snap: this.disk(i).freeze() }));
+      for (const i of disks) if (!this.tracked(i).tracking) throw conflict(`disk ${i} of '${this.config.name}' is not tracked`);
+      return disks.map((i) => ({ index: i, snap: this.tracked(i).freeze() }));
     });
     return {
       frozenAt,
@@ -104,11 +119,11 @@ export class LabVm implements ReplicableVm {
       })),
       commit: () =>
         this.queue.run(async () => {
-          for (const i of disks) await this.disk(i).commit();
+          for (const i of disks) await this.tracked(i).commit();
         }),
       release: () =>
         this.queue.run(async () => {
-          for (const i of disks) await this.disk(i).release();
+          for (const i of disks) await this.tracked(i).release();
         }),
     };
   }
