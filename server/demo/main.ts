@@ -1,8 +1,9 @@
 /**
  * npm start: two lab hosts on this machine (hv01.lab.local, hv02.lab.local) as real agent
  * processes on loopback, with a CA and certificates of their own, a few demo VMs, and one
- * VM replicating from hv01 to hv02 over HTTPS every 30 seconds. Prints what they do.
- * State lives in .lab/ and survives restarts; delete that folder to start over.
+ * VM replicating from hv01 to hv02 over HTTPS every 30 seconds, and the console on port 3000
+ * with both hosts enrolled. State (the console's database included) lives in .lab/ and
+ * survives restarts; delete that folder to start over.
  */
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -10,8 +11,9 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AgentProcess, ROOT } from "../agent/agent-process.js";
 import { createCa, issueCertificate, readPair, writePair } from "../agent/certs/certs.js";
-import type { AgentEvent } from "../agent/state/events.js";
-import { AgentEventStream } from "../fleet/event-stream.js";
+import { readEnv } from "../console/env.js";
+import { printAdmin } from "../console/print.js";
+import { startConsole, type RunningConsole } from "../console/server.js";
 
 const LAB = join(ROOT, ".lab");
 const HOSTS = [
@@ -106,12 +108,14 @@ async function seed(primary: AgentProcess): Promise<void> {
   });
 }
 
-const COLORS = { info: "\x1b[36m", warning: "\x1b[33m", error: "\x1b[31m" } as const;
-const tty = process.stdout.isTTY;
-function print(host: string, e: AgentEvent): void {
-  const color = tty ? COLORS[e.severity] : "";
-  const reset = tty ? "\x1b[0m" : "";
-  console.log(`${e.ts.slice(11, 19)} ${host.padEnd(15)} ${color}${e.severity.padEnd(7)}${reset} ${e.message}`);
+/** Enrols the lab hosts in the console once (a later start finds them registered). */
+async function enrol(console_: RunningConsole, agents: AgentProcess[], token: string): Promise<void> {
+  const known = new Set((await console_.fleet.hosts()).map((h) => h.address));
+  for (const a of agents) {
+    if (known.has(a.url)) continue;
+    await console_.fleet.addHost({ address: a.url, token });
+    await console_.db.auditEntry.create({ data: { userName: "system", action: "hosts.add", target: `address=${a.url}`, result: "success", input: { demo: true } } });
+  }
 }
 
 async function main(): Promise<void> {
@@ -119,16 +123,16 @@ async function main(): Promise<void> {
   const s = await secrets();
   await certificates();
   const agents = await Promise.all(HOSTS.map((h) => agentFor(h, s)));
+  let console_: RunningConsole | undefined;
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    console.log("\nstopping the lab hosts (running VMs are saved)...");
-    streams.forEach((st) => st.stop());
+    console.log("\nstopping the console and the lab hosts (running VMs are saved)...");
+    await console_?.close();
     await Promise.all(agents.map((a) => a.stop()));
     process.exit(0);
   };
-  const streams: AgentEventStream[] = [];
   process.on("SIGINT", () => void stop());
   process.on("SIGTERM", () => void stop());
 
@@ -139,28 +143,21 @@ async function main(): Promise<void> {
     await Promise.all(agents.map((a) => a.kill()));
     process.exit(1);
   }
-  for (const [i, a] of agents.entries()) {
-    const { lastEventId } = await a.ok<{ lastEventId: number }>("GET", "/api/v1/host");
-    const st = new AgentEventStream({
-      url: a.url,
-      token: s.managementToken,
-      // Show what happens from now on, not the history of earlier runs.
-      lastEventId,
-      onEvent: (e) => print(HOSTS[i]!.name, e),
-    });
-    st.start();
-    streams.push(st);
-  }
   await seed(agents[0]!);
+  // The lab's console database lives with the lab, so deleting .lab/ starts everything over.
+  const env = readEnv({ DATABASE_URL: `file:${join(LAB, "console.db")}`, ...process.env });
+  console_ = await startConsole({ env, dev: process.argv.includes("--dev") });
+  await enrol(console_, agents, s.managementToken);
   console.log(`
-Replica Manager lab is running:
-  hv01.lab.local  management http://127.0.0.1:${HOSTS[0].management}/api/v1  (primary of sql-01)
-  hv02.lab.local  management http://127.0.0.1:${HOSTS[1].management}/api/v1  (Replica server)
+Replica Manager is running:
+  console         ${console_.url}   (Hyper-V Manager in the browser)
+  hv01.lab.local  agent http://127.0.0.1:${HOSTS[0].management}/api/v1  (primary of sql-01)
+  hv02.lab.local  agent http://127.0.0.1:${HOSTS[1].management}/api/v1  (Replica server)
   management token: ${s.managementToken}   (also in .lab/lab.json)
-  logs: .lab/hv01/agent.log, .lab/hv02/agent.log
-  try:  curl -s -H "authorization: Bearer ${s.managementToken}" http://127.0.0.1:${HOSTS[0].management}/api/v1/vms
-Press Ctrl+C to stop.
-`);
+  logs: .lab/hv01/agent.log, .lab/hv02/agent.log`);
+  if (console_.firstRunAdmin) printAdmin(console_.firstRunAdmin);
+  else console.log("  sign in as admin with the password printed at the first start (delete .lab/ to start over)\n");
+  console.log("Press Ctrl+C to stop.");
 }
 
 void main();

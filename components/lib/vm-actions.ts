@@ -1,0 +1,28 @@
+/** Which actions a VM offers in its state, and who may use them (the server checks again). */
+import type { Vm } from "./trpc";
+
+export type PowerAction = "start" | "shutdown" | "turn-off" | "save" | "pause" | "resume";
+export type Role = "Viewer" | "Operator" | "Administrator";
+
+export const POWER_ACTIONS: { action: PowerAction; label: string; from: Vm["state"][]; progress: string; confirm?: string }[] = [
+  { action: "start", label: "Start", from: ["Off", "Saved"], progress: "Starting..." },
+  { action: "shutdown", label: "Shut Down...", from: ["Running"], progress: "Shutting down...", confirm: "Are you sure you want to shut down" },
+  { action: "turn-off", label: "Turn Off...", from: ["Running", "Paused", "Saved"], progress: "Turning off...", confirm: "Turning off the virtual machine is like pulling its power cord. Turn off" },
+  { action: "save", label: "Save", from: ["Running", "Paused"], progress: "Saving..." },
+  { action: "pause", label: "Pause", from: ["Running"], progress: "Pausing..." },
+  { action: "resume", label: "Resume", from: ["Paused"], progress: "Resuming..." },
+];
+
+const RANK: Record<Role, number> = { Viewer: 0, Operator: 1, Administrator: 2 };
+export const mayOperate = (role: Role | undefined) => role !== undefined && RANK[role] >= RANK.Operator;
+export const mayAdminister = (role: Role | undefined) => role === "Administrator";
+
+export function powerAllowed(vm: Vm, action: PowerAction): boolean {
+  const spec = POWER_ACTIONS.find((a) => a.action === action)!;
+  if (action === "start" && vm.isReplica) return false;
+  return spec.from.includes(vm.state);
+}
+
+export function deleteAllowed(vm: Vm): boolean {
+  return vm.state === "Off" && vm.replication === null;
+}

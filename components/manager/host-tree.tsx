@@ -1,0 +1,44 @@
+"use client";
+
+import type { Host } from "@/components/lib/trpc";
+import { cn } from "@/components/lib/cn";
+import { ManagerIcon, ServerIcon } from "./icons";
+
+export function HostTree({ hosts, selectedId, onSelect, onContextMenu }: { hosts: Host[]; selectedId: string | null; onSelect(id: string): void; onContextMenu(e: React.MouseEvent, host: Host): void }) {
+  const move = (e: React.KeyboardEvent) => {
+    const i = hosts.findIndex((h) => h.id === selectedId);
+    const next = e.key === "ArrowDown" ? hosts[i + 1] : e.key === "ArrowUp" ? hosts[i - 1] : undefined;
+    if (next) {
+      e.preventDefault();
+      onSelect(next.id);
+    }
+  };
+  return (
+    <div className="h-full overflow-auto bg-pane py-1 outline-none" role="tree" aria-label="Servers" tabIndex={0} onKeyDown={move} data-testid="host-tree">
+      <div className="flex h-[20px] items-center gap-1 px-1">
+        <ManagerIcon />
+        <span>Hyper-V Manager</span>
+      </div>
+      {hosts.map((h) => (
+        <div
+          key={h.id}
+          role="treeitem"
+          aria-selected={h.id === selectedId}
+          data-testid={`host-${h.name}`}
+          data-status={h.status}
+          title={h.status === "unreachable" ? `Cannot connect: ${h.statusReason ?? "unknown reason"}` : `${h.name} (${h.address})`}
+          onClick={() => onSelect(h.id)}
+          onContextMenu={(e) => {
+            onSelect(h.id);
+            onContextMenu(e, h);
+          }}
+          className={cn("ml-4 flex h-[20px] cursor-default items-center gap-1 border border-transparent px-1", h.id === selectedId && "border-select-border bg-select")}
+        >
+          <ServerIcon status={h.status} />
+          <span className="truncate">{h.name}</span>
+          {h.status === "unreachable" ? <span className="text-crit">(unreachable)</span> : null}
+        </div>
+      ))}
+    </div>
+  );
+}

@@ -1,0 +1,105 @@
+"use client";
+
+/** The Hyper-V Manager screen: servers on the left, their VMs in the centre, actions on the right. */
+import { useMutation, useQuery } from "@tanstack/react-query";
+import { useCallback, useEffect, useMemo, useState } from "react";
+import { ConfirmDialog, type ConfirmRequest } from "@/components/dialogs/confirm-dialog";
+import { ConnectServerDialog } from "@/components/dialogs/connect-server-dialog";
+import { NewVmWizard } from "@/components/dialogs/new-vm-wizard";
+import { useLiveFleet } from "@/components/lib/live";
+import { useTRPC, type Host } from "@/components/lib/trpc";
+import { ActionsPane, ContextMenu, type ActionItem } from "./actions-pane";
+import { HostTree } from "./host-tree";
+import { MenuBar } from "./menu-bar";
+import { Toasts } from "./toasts";
+import { useVmOperations } from "./use-vm-operations";
+import { VmDetails } from "./vm-details";
+import { VmList } from "./vm-list";
+import { hostActionItems, vmActionItems } from "./action-items";
+
+type Modal = { kind: "connect" } | { kind: "new-vm"; host: Host } | { kind: "confirm"; request: ConfirmRequest } | null;
+
+export function HyperVManager() {
+  const trpc = useTRPC();
+  const me = useQuery(trpc.auth.me.queryOptions());
+  const hosts = useQuery(trpc.hosts.list.queryOptions());
+  const [hostId, setHostId] = useState<string | null>(null);
+  const [vmId, setVmId] = useState<string | null>(null);
+  const [modal, setModal] = useState<Modal>(null);
+  const [menu, setMenu] = useState<{ x: number; y: number; items: ActionItem[] } | null>(null);
+  const live = useLiveFleet(hostId);
+  const ops = useVmOperations();
+
+  const host = hosts.data?.find((h) => h.id === hostId);
+  useEffect(() => {
+    if (hosts.data && !host) setHostId(hosts.data[0]?.id ?? null);
+  }, [hosts.data, host]);
+  const vms = useQuery({ ...trpc.vms.list.queryOptions({ hostId: hostId ?? "" }), enabled: !!hostId });
+  const vm = vms.data?.find((v) => v.vmId === vmId);
+
+  const refresh = useMutation(trpc.hosts.refresh.mutationOptions({ onError: (e) => ops.toast("Could not refresh", e.message) }));
+  const removeHost = useMutation(trpc.hosts.remove.mutationOptions({ onError: (e) => ops.toast("Could not remove the server", e.message) }));
+  const logout = useMutation(trpc.auth.logout.mutationOptions({ onSettled: () => window.location.assign("/login") }));
+
+  const role = me.data?.role;
+  const confirm = useCallback((request: ConfirmRequest) => setModal({ kind: "confirm", request }), []);
+  const hostItems = useMemo(
+    () => hostActionItems({ host, role, connect: () => setModal({ kind: "connect" }), newVm: (h) => setModal({ kind: "new-vm", host: h }), refresh: (h) => refresh.mutate({ id: h.id }), remove: (h) => confirm({ title: "Remove Server", message: `Remove ${h.name} from Hyper-V Manager? Its virtual machines keep running; you can connect to it again later.`, confirmLabel: "Remove", onConfirm: () => removeHost.mutate({ id: h.id }) }) }),
+    [host, role, refresh, removeHost, confirm],
+  );
+  const vmItems = useMemo(() => (vm ? vmActionItems({ vm, role, pending: ops.pending[vm.vmId], ops, confirm }) : []), [vm, role, ops, confirm]);
+
+  const openMenu = (e: React.MouseEvent, items: ActionItem[]) => {
+    e.preventDefault();
+    setMenu({ x: e.clientX, y: e.clientY, items });
+  };
+  const onListKey = (e: React.KeyboardEvent) => {
+    const run = (id: string) => vmItems.find((i) => i.testId === id && !i.disabled)?.run?.();
+    if (e.key === "Delete") run("delete");
+    if (e.key === "Enter" && e.ctrlKey) run("start");
+    if (e.key === "ContextMenu" || (e.key === "F10" && e.shiftKey)) {
+      e.preventDefault();
+      setMenu({ x: 300, y: 200, items: vmItems });
+    }
+  };
+
+  return (
+    <div className="flex h-full flex-col">
+      <MenuBar user={me.data ?? null} onSignOut={() => logout.mutate()} actions={vm ? vmItems : hostItems} onConnect={() => setModal({ kind: "connect" })} canConnect={role === "Administrator"} />
+      <div className="flex min-h-0 flex-1 gap-[3px] p-[3px]">
+        <div className="w-[210px] shrink-0 border border-border">
+          <HostTree hosts={hosts.data ?? []} selectedId={hostId} onSelect={(id) => (setHostId(id), setVmId(null))} onContextMenu={(e) => openMenu(e, hostItems)} />
+        </div>
+        <div className="flex min-w-0 flex-1 flex-col gap-[3px]">
+          {host?.status === "unreachable" ? (
+            <div className="border border-[#e0b4b4] bg-[#fdf0f0] px-2 py-1" role="status" data-testid="host-unreachable">
+              Cannot connect to {host.name}: {host.statusReason ?? "unknown reason"}. The list shows what was known when it was last connected.
+            </div>
+          ) : null}
+          <div className="min-h-0 flex-[3] border border-border">
+            {host ? (
+              <VmList vms={vms.data ?? []} selectedId={vmId} pending={ops.pending} onSelect={setVmId} onContextMenu={(e) => openMenu(e, vmItems)} onKey={onListKey} />
+            ) : (
+              <div className="flex h-full items-center justify-center bg-pane text-muted">{hosts.isLoading ? "Loading..." : "Connect to a server to manage its virtual machines (Action > Connect to Server...)."}</div>
+            )}
+          </div>
+          <div className="min-h-0 flex-[2] border border-border">
+            <VmDetails vm={vm} />
+          </div>
+        </div>
+        <div className="w-[230px] shrink-0 border border-border">
+          <ActionsPane sections={[{ title: host?.name ?? "Hyper-V Manager", items: hostItems }, ...(vm ? [{ title: vm.name, items: vmItems }] : [])]} />
+        </div>
+      </div>
+      <div className="flex h-[22px] items-center gap-4 border-t border-border bg-chrome px-2 text-muted" data-testid="status-bar">
+        <span data-testid="live-status">{live.connected ? "Live updates connected" : "Live updates disconnected; reconnecting..."}</span>
+        {host ? <span>{host.name}: {host.status === "connected" ? `${vms.data?.length ?? 0} virtual machines` : host.status}</span> : null}
+      </div>
+      {menu ? <ContextMenu {...menu} onClose={() => setMenu(null)} /> : null}
+      {modal?.kind === "connect" ? <ConnectServerDialog onClose={() => setModal(null)} onConnected={(id) => (setModal(null), setHostId(id))} /> : null}
+      {modal?.kind === "new-vm" ? <NewVmWizard hostId={modal.host.id} hostName={modal.host.name} onClose={() => setModal(null)} onCreated={(id) => (setModal(null), setVmId(id))} /> : null}
+      {modal?.kind === "confirm" ? <ConfirmDialog request={modal.request} onClose={() => setModal(null)} /> : null}
+      <Toasts toasts={ops.toasts} onDismiss={ops.dismiss} />
+    </div>
+  );
+}
