@@ -118,6 +118,15 @@ export const ReplicaServerSettings = z
   });
 export type ReplicaServerSettings = z.infer<typeof ReplicaServerSettings>;
 
+const HhMm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "a time of day as HH:MM (00:00-23:59)");
+
+/** When a relationship resynchronizes by itself once resynchronization is required. */
+export const ResyncPolicy = z.discriminatedUnion("mode", [
+  z.object({ mode: z.literal("manual") }),
+  z.object({ mode: z.literal("automatic") }),
+  z.object({ mode: z.literal("window"), start: HhMm, end: HhMm }),
+]);
+
 /** Additional recovery points, as in the wizard's "Additional Recovery Points" page. */
 const RecoveryHistoryFields = {
   /** Additional hourly recovery points to keep: 0 keeps the latest point only. */
@@ -151,9 +160,18 @@ export const EnableReplicationBody = z.object({
     .optional(),
   frequencySeconds: ReplicationFrequency.default(300),
   ...RecoveryHistoryFields,
+  resyncPolicy: ResyncPolicy.default({ mode: "manual" }),
   startInitialReplication: z.boolean().default(true),
 }).refine(appConsistentNeedsHistory, appConsistentNeedsHistoryError);
 export type EnableReplicationBody = z.infer<typeof EnableReplicationBody>;
+
+export const ResynchronizeBody = z.object({
+  /** Start at this time (up to 7 days ahead) instead of now. */
+  at: z.iso
+    .datetime({ offset: true, message: "at must be an ISO 8601 date and time such as 2026-11-23T02:00:00Z" })
+    .refine((s) => Date.parse(s) <= Date.now() + 7 * 24 * 3600_000, "at must be at most 7 days ahead")
+    .optional(),
+});
 
 export const UpdateReplicationBody = z
   .object({
@@ -161,6 +179,7 @@ export const UpdateReplicationBody = z
     compression: z.boolean(),
     recoveryHistory: RecoveryHistoryFields.recoveryHistory.removeDefault(),
     appConsistentFrequencyHours: RecoveryHistoryFields.appConsistentFrequencyHours.removeDefault(),
+    resyncPolicy: ResyncPolicy,
   })
   .partial()
   .refine((b) => Object.keys(b).length > 0, "give at least one setting to change");
@@ -208,4 +227,21 @@ export const CycleParams = z.object({
 export const CycleQuery = z.object({
   /** The replica must hold exactly this cycle before applying; -1 for the initial copy. */
   base: z.coerce.number().int().min(-1),
+  /** "1": a resynchronization cycle, which may skip sequence numbers the replica never saw. */
+  resync: z.enum(["0", "1"]).default("0"),
 });
+
+/** Agent to agent: a resynchronization asks the replica for hashes of its blocks. */
+export const BlockHashesBody = z
+  .object({
+    disk: z.number().int().min(0).max(3),
+    blockSize: z.union([z.literal(4096), z.literal(65536)]),
+    /** [offset, length] pairs in bytes, aligned to blockSize. */
+    ranges: z
+      .array(z.tuple([z.number().int().min(0), z.number().int().min(1)]))
+      .min(1)
+      .max(65536),
+  })
+  .refine((b) => b.ranges.every(([o, l]) => o % b.blockSize === 0 && l % b.blockSize === 0), "ranges must be aligned to blockSize")
+  .refine((b) => b.ranges.reduce((n, [, l]) => n + l, 0) <= 1024 * MiB, "at most 1 GiB of ranges per request");
+export type BlockHashesBody = z.infer<typeof BlockHashesBody>;

@@ -60,6 +60,10 @@ export interface ReplicableVm {
   resumeTracking(disks: number[]): Promise<Map<number, TrackingLoss>>;
   stopTracking(): Promise<void>;
   freeze(disks: number[]): Promise<FrozenCycle>;
+  /** Counts blocks [from, to) of a disk as changed, so that the next freeze covers them. */
+  markChanged(disk: number, fromBlock: number, toBlock: number): Promise<void>;
+  /** Forgets what changed on these disks (a resynchronization compares them whole instead). */
+  clearChanged(disks: number[]): Promise<void>;
   /**
    * Asks the guest to quiesce (flush and hold its writes) for an application-consistent
    * point; resolves to the thaw, or rejects with why the guest could not.

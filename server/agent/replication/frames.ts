@@ -45,6 +45,8 @@ export const CycleMarks = z.strictObject({
   point: z.strictObject({ kind: z.enum(["standard", "application-consistent"]), at: z.iso.datetime() }).nullable(),
   recoveryHistory: z.number().int().min(0).max(24),
   frequencySeconds: z.number().int().min(1).max(86400),
+  /** A resynchronization cycle (only differing blocks of a range); `final` ends the resync. */
+  resync: z.strictObject({ final: z.boolean() }).nullable(),
 });
 export type CycleMarks = z.infer<typeof CycleMarks>;
 

@@ -8,6 +8,7 @@ import { PeerError } from "../transport/peer-client.js";
 import { PrimaryReplication, type CycleOutcome, type PrimaryDeps } from "./primary.js";
 import type { ReplicaStore } from "./replica-store.js";
 import { TestFailovers } from "./failover/test-failover.js";
+import { now } from "../util/clock.js";
 
 const LOSS_REASONS: Record<string, string> = {
   "host-crash": "the host restarted without a clean shutdown, so changes written just before may not be tracked",
@@ -124,6 +125,7 @@ export class ReplicationManager {
       reconcile: false,
       recoveryHistory: body.recoveryHistory,
       appConsistentFrequencyHours: body.appConsistentFrequencyHours,
+      resyncPolicy: body.resyncPolicy,
       lastPointAt: null,
       lastAppConsistentAt: null,
       stats: emptyStats(),
@@ -179,6 +181,19 @@ export class ReplicationManager {
     return rec;
   }
 
+  /** Resynchronize now, or at a time up to 7 days ahead (kept across restarts). */
+  async resynchronize(vmId: string, at?: string): Promise<PrimaryRecord> {
+    const p = this.primaryFor(vmId);
+    if (at && Date.parse(at) > now()) {
+      if (p.record.state !== "Resynchronization required") throw conflict(`replication of '${p.record.vmName}' is ${p.record.state}; a resynchronization starts from Resynchronization required`);
+      const rec = p.update({ resyncAt: new Date(Date.parse(at)).toISOString() });
+      this.deps.events.emit({ severity: "info", kind: "replication.resync-scheduled", vmId, relationshipId: rec.id, message: `Resynchronization of '${rec.vmName}' is scheduled for ${rec.resyncAt}.` });
+      return rec;
+    }
+    await p.resynchronize();
+    return p.record;
+  }
+
   async replicateNow(vmId: string): Promise<CycleOutcome> {
     const p = this.primaryFor(vmId);
     if (p.record.state === "Ready for initial replication") p.setState("Initial replication in progress");
@@ -190,7 +205,7 @@ export class ReplicationManager {
   async pause(vmId: string): Promise<RelationshipRecord> {
     const rec = this.oneFor(vmId);
     if (rec.state === "Suspended") throw conflict(`replication of '${rec.vmName}' is already paused`);
-    if (rec.state === "Resynchronization required" || rec.state === "Resynchronizing") {
+    if (rec.state === "Resynchronization required" || (rec.state === "Resynchronizing" && rec.role === "replica")) {
       throw conflict(`replication of '${rec.vmName}' is ${rec.state}; pausing and resuming would not repair it`, { state: rec.state });
     }
     if (rec.role === "replica") return this.replicas.setState(rec.id, "Suspended");
@@ -205,7 +220,12 @@ export class ReplicationManager {
     if (rec.state !== "Suspended") throw conflict(`replication of '${rec.vmName}' is not paused (it is ${rec.state})`);
     if (rec.role === "replica") return this.replicas.setState(rec.id, rec.lastAppliedSeq < 0 ? "Waiting for initial replication" : "Replicating");
     const p = this.primaries.get(rec.id)!;
-    p.setState(p.record.lastAckedSeq < 0 ? "Initial replication in progress" : "Replicating");
+    if (!p.record.resync && p.backlogTooLarge()) {
+      p.start();
+      return p.record;
+    }
+    // A paused resynchronization continues where it stopped.
+    p.setState(p.record.resync ? "Resynchronizing" : p.record.lastAckedSeq < 0 ? "Initial replication in progress" : "Replicating");
     p.update({ reconcile: true });
     p.start();
     void p.replicateNow();

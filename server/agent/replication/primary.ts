@@ -19,8 +19,23 @@ import type { CycleAck } from "./replica-store.js";
 import { ackMac } from "./stream-auth.js";
 import type { CycleMarks } from "./frames.js";
 import { hourSlot, now } from "../util/clock.js";
+import type { BlockHashesBody } from "../../shared/agent-api.js";
+import { BLOCK_SIZE } from "../tracking/tracked-disk.js";
+import { conflict } from "../errors.js";
+import { blockHashesMac, HASH_BYTES } from "./block-hashes.js";
+import { advance, compareSegment, newProgress, nextSegment, type ResyncProgress, type Segment } from "./resync.js";
 
 const RETRY_MIN_MS = 1000;
+/** How often a required resynchronization is checked against its policy and schedule. */
+const POLICY_CHECK_MS = 5000;
+
+/** Whether local time of day at `t` is inside [start, end), a window that may span midnight. */
+function inWindow(t: number, start: string, end: string): boolean {
+  const d = new Date(t);
+  const m = d.getHours() * 60 + d.getMinutes();
+  const [s, e] = [start, end].map((x) => Number(x.slice(0, 2)) * 60 + Number(x.slice(3)));
+  return s! <= e! ? m >= s! && m < e! : m >= s! || m < e!;
+}
 /** A guest that has not quiesced by then gets a crash-consistent point instead. */
 const QUIESCE_TIMEOUT_MS = 5000;
 
@@ -46,6 +61,7 @@ export class PrimaryReplication {
   private running: Promise<CycleOutcome | undefined> | undefined;
   private retryMs = RETRY_MIN_MS;
   private stopped = false;
+  private policyTimer: NodeJS.Timeout | undefined;
   private abort: AbortController | undefined;
 
   constructor(
@@ -80,22 +96,37 @@ export class PrimaryReplication {
       from,
       to: state,
     });
+    if (state === "Resynchronization required") setImmediate(() => this.applyResyncPolicy());
+  }
+
+  /** Starts a required resynchronization when the policy or the user's schedule says so. */
+  private applyResyncPolicy(): void {
+    if (this.stopped || this.rec.state !== "Resynchronization required") return;
+    const t = now();
+    const policy = this.rec.resyncPolicy ?? { mode: "manual" };
+    const due = (this.rec.resyncAt !== null && this.rec.resyncAt !== undefined && Date.parse(this.rec.resyncAt) <= t) || policy.mode === "automatic" || (policy.mode === "window" && inWindow(t, policy.start, policy.end));
+    if (due) {
+      this.resynchronize().catch((err: Error) => this.event("error", "replication.resync-failed", `Resynchronization of '${this.rec.vmName}' could not start: ${err.message}`));
+    }
   }
 
   /** Cycles run only in these states. */
   private get active(): boolean {
-    return ["Initial replication in progress", "Replicating", "Error"].includes(this.rec.state);
+    return ["Initial replication in progress", "Replicating", "Error", "Resynchronizing"].includes(this.rec.state);
   }
 
   start(): void {
     this.stopped = false;
-    this.schedule(this.rec.lastAckedSeq < 0 ? 0 : this.rec.frequencySeconds * 1000);
+    this.policyTimer ??= setInterval(() => this.applyResyncPolicy(), POLICY_CHECK_MS);
+    this.schedule(this.rec.lastAckedSeq < 0 || this.rec.state === "Resynchronizing" ? 0 : this.rec.frequencySeconds * 1000);
   }
 
   /** Stops the schedule and cuts a cycle in flight short (its changes stay pending). */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.policyTimer);
+    this.policyTimer = undefined;
     this.abort?.abort();
     await this.running;
   }
@@ -115,7 +146,8 @@ export class PrimaryReplication {
       const period = this.rec.frequencySeconds * 1000;
       const elapsed = Date.now() - startedAt;
       if (elapsed > period) this.update({ stats: { ...this.rec.stats, missedCycles: this.rec.stats.missedCycles + Math.floor(elapsed / period) } });
-      this.schedule(Math.max(0, period - elapsed));
+      // A resynchronization goes on range after range; then the usual schedule resumes.
+      this.schedule(this.rec.state === "Resynchronizing" ? 0 : Math.max(0, period - elapsed));
     } else {
       this.schedule(this.retryMs);
       this.retryMs = Math.min(this.retryMs * 2, this.rec.frequencySeconds * 1000);
@@ -126,7 +158,7 @@ export class PrimaryReplication {
   async replicateNow(): Promise<CycleOutcome | undefined> {
     while (this.running) await this.running;
     const outcome = await this.runCycle();
-    if (outcome?.ok) this.schedule(this.rec.frequencySeconds * 1000);
+    if (outcome?.ok) this.schedule(this.rec.state === "Resynchronizing" ? 0 : this.rec.frequencySeconds * 1000);
     return outcome;
   }
 
@@ -159,6 +191,74 @@ export class PrimaryReplication {
       });
     }
     this.update({ lastAckedSeq: status.lastAppliedSeq, reconcile: false });
+  }
+
+  private replicaStatus(): Promise<{ lastAppliedSeq: number; state: string }> {
+    return this.deps.peers.json(this.target, "GET", `/replication/v1/relationships/${this.rec.id}`);
+  }
+
+  /** The replica's block hashes; in HTTP mode only when signed by the Replica server for this request. */
+  private async replicaHashes(body: BlockHashesBody): Promise<Buffer> {
+    const nonce = randomBytes(16).toString("hex");
+    const res = await this.deps.peers.json<{ hashes: string; mac: string | null }>(this.target, "POST", `/replication/v1/relationships/${this.rec.id}/block-hashes`, body, nonce);
+    const hashes = Buffer.from(res.hashes, "base64");
+    const expected = (body.ranges.reduce((n, [, l]) => n + l, 0) / body.blockSize) * HASH_BYTES;
+    if (hashes.length !== expected) throw new Error(`the Replica server answered ${hashes.length} bytes of block hashes instead of ${expected}`);
+    if (this.rec.authMode === "http" && this.deps.token) {
+      const want = Buffer.from(blockHashesMac(this.deps.token, this.rec.id, nonce, body, hashes), "hex");
+      const got = Buffer.from(res.mac ?? "", "hex");
+      if (got.length !== want.length || !timingSafeEqual(got, want)) throw new Error("the block hashes are not signed by the Replica server for this request: not trusting them");
+    }
+    return hashes;
+  }
+
+  /**
+   * Hyper-V's rule: when the changes waiting to be sent exceed half the replicated disk (a long
+   * pause, a replica unreachable for long), resynchronization is required. Not applied right
+   * after an agent restart, whose recovered change set is a coarse superset of the real one.
+   */
+  backlogTooLarge(): boolean {
+    if (this.rec.lastAckedSeq < 0) return false;
+    const total = this.rec.disks.reduce((n, d) => n + d.sizeBytes, 0);
+    const pending = this.vm.pendingBytes();
+    if (pending <= total / 2) return false;
+    this.setState("Resynchronization required", `${pending} bytes of changes are pending, more than half of the ${total} bytes of replicated disk; comparing the disks sends less`);
+    return true;
+  }
+
+  /** Starts a resynchronization now (from Resynchronization required). */
+  async resynchronize(): Promise<void> {
+    if (this.rec.state !== "Resynchronization required") {
+      throw conflict(`replication of '${this.rec.vmName}' is ${this.rec.state}; a resynchronization starts from Resynchronization required`, { state: this.rec.state });
+    }
+    while (this.running) await this.running;
+    if (this.rec.state !== "Resynchronization required") return; // started meanwhile
+    // What was pending is superseded by comparing every block; from here on, changes are tracked.
+    await this.vm.clearChanged(this.rec.disks.map((d) => d.index));
+    const progress = newProgress(this.rec.disks, new Date(now()).toISOString());
+    this.update({ resync: progress, resyncAt: null, reconcile: true });
+    this.setState("Resynchronizing");
+    this.event("info", "replication.resync-started", `Resynchronization of '${this.rec.vmName}' started: ${progress.totalBytes} bytes of disk are compared with the replica block by block; only differing blocks are sent.`);
+    this.schedule(0);
+  }
+
+  private resyncStep(before: ResyncProgress, seg: Segment, differing: number, stats: SendStats): void {
+    const p = advance(this.rec.disks, before, seg, differing);
+    const data = { comparedBytes: p.comparedBytes, totalBytes: p.totalBytes, differingBytes: p.differingBytes, wireBytes: stats.wireBytes };
+    if (!seg.final) {
+      this.update({ resync: p });
+      const seconds = Math.max(0.001, (now() - Date.parse(p.startedAt)) / 1000);
+      const rate = p.comparedBytes / seconds;
+      this.event("info", "replication.resync-progress", `Resynchronizing '${this.rec.vmName}': ${Math.round((100 * p.comparedBytes) / p.totalBytes)}% compared, ${p.differingBytes} bytes differed so far.`, {
+        ...data,
+        bytesPerSecond: Math.round(rate),
+        etaSeconds: Math.round((p.totalBytes - p.comparedBytes) / Math.max(rate, 1)),
+      });
+      return;
+    }
+    this.update({ resync: null });
+    this.setState("Replicating");
+    this.event("info", "replication.resync-complete", `Resynchronization of '${this.rec.vmName}' completed: ${p.comparedBytes} bytes compared, ${p.differingBytes} bytes differed and were sent; recovery points older than it were deleted on the Replica server.`, data);
   }
 
   /** Whether this cycle makes the hour's recovery point on the replica, and of which kind. */
@@ -199,29 +299,50 @@ export class PrimaryReplication {
     const stopping = () => {
       if (abort.signal.aborted) throw new Error("the agent is shutting down");
     };
+    const resync = this.rec.state === "Resynchronizing" ? this.rec.resync : null;
+    const segment = resync ? nextSegment(this.rec.disks, resync) : null;
+    // Changes pile up while cycles fail; past half the disk, comparing it sends less.
+    if (this.rec.state === "Error" && this.backlogTooLarge()) return { seq, ok: false, changedBytes: 0, wireBytes: 0, error: this.rec.reason ?? "" };
+    let differingBytes = 0;
     try {
-      if (this.rec.reconcile) {
+      let base = this.rec.lastAckedSeq;
+      if (resync) {
+        // Whatever the replica holds is what is compared: it need not be the last acknowledged cycle.
+        const status = await this.replicaStatus();
+        base = status.lastAppliedSeq;
+        seq = Math.max(this.rec.lastAckedSeq, base) + 1;
+        this.update({ reconcile: false });
+      } else if (this.rec.reconcile) {
         await this.reconcile();
         seq = this.rec.lastAckedSeq + 1;
+        base = this.rec.lastAckedSeq;
       }
-      const initial = this.rec.lastAckedSeq < 0;
+      const initial = base < 0 && !resync;
       if (initial) this.setState("Initial replication in progress");
       stopping();
       const at = now();
-      const freeze = await this.freezeFor(this.pointDue(at));
+      if (segment) await this.vm.markChanged(segment.disk, segment.from / BLOCK_SIZE, segment.to / BLOCK_SIZE);
+      const freeze = await this.freezeFor(segment ? null : this.pointDue(at));
       frozen = freeze.frozen;
+      let toSend = frozen;
+      if (segment) {
+        const size = this.rec.disks.find((d) => d.index === segment.disk)!.sizeBytes;
+        const compared = await compareSegment(frozen, segment, size, (body) => this.replicaHashes(body));
+        toSend = compared.cycle;
+        differingBytes = compared.differingBytes;
+      }
       const marks: CycleMarks = {
         point: freeze.kind ? { kind: freeze.kind, at: new Date(at).toISOString() } : null,
         recoveryHistory: this.rec.recoveryHistory,
         frequencySeconds: this.rec.frequencySeconds,
+        resync: segment ? { final: segment.final } : null,
       };
-      const base = this.rec.lastAckedSeq;
       const nonce = randomBytes(16).toString("hex");
       const auth = this.rec.authMode === "http" && this.deps.token ? { token: this.deps.token, nonce } : undefined;
       const ack = await this.deps.peers.stream<CycleAck>(
         this.target,
-        `/replication/v1/relationships/${this.rec.id}/cycles/${seq}?base=${base}`,
-        withFailpoint(cycleStream(frozen, this.deps.pool, { relationshipId: this.rec.id, seq, base, compress: this.rec.compression, marks, auth }, stats)),
+        `/replication/v1/relationships/${this.rec.id}/cycles/${seq}?base=${base}${segment ? "&resync=1" : ""}`,
+        withFailpoint(cycleStream(toSend, this.deps.pool, { relationshipId: this.rec.id, seq, base, compress: this.rec.compression, marks, auth }, stats)),
         nonce,
         abort.signal,
       );
@@ -252,7 +373,8 @@ export class PrimaryReplication {
         },
       });
       this.deps.repo.recordCycle({ relationshipId: this.rec.id, seq, status: "acknowledged", startedAt: startedAt.toISOString(), changedBytes: stats.dataBytes, wireBytes: stats.wireBytes });
-      this.setState("Replicating");
+      if (resync && segment) this.resyncStep(resync, segment, differingBytes, stats);
+      else this.setState("Replicating");
       this.event("info", initial ? "replication.initial-complete" : "replication.cycle", initial
         ? `Initial replication of '${this.rec.vmName}' completed: ${stats.dataBytes} bytes of data, ${stats.wireBytes} bytes sent.`
         : `Cycle ${seq} of '${this.rec.vmName}' replicated: ${stats.dataBytes} bytes changed, ${stats.wireBytes} bytes sent.`, {
@@ -273,12 +395,15 @@ export class PrimaryReplication {
       this.update({ reconcile: true, stats: { ...this.rec.stats, failedCycles: this.rec.stats.failedCycles + 1, lastError: message } });
       this.deps.repo.recordCycle({ relationshipId: this.rec.id, seq, status: "failed", startedAt: startedAt.toISOString(), changedBytes: stats.dataBytes, wireBytes: stats.wireBytes, error: message });
       const refused = err instanceof PeerError && (err.status === 401 || err.status === 403);
+      // Out of sequence: find out now whether the replica lost cycles it had acknowledged.
+      if (err instanceof PeerError && err.status === 409 && !resync) await this.reconcile().catch(() => undefined);
       this.event("error", "replication.cycle-failed", `Cycle ${seq} of '${this.rec.vmName}' failed and will be retried; its changes stay pending: ${message}`, {
         seq,
         status: err instanceof PeerError ? err.status : undefined,
       });
-      // Resynchronization required (set by reconcile) outranks a plain error.
-      if ((this.rec.lastAckedSeq >= 0 || refused) && this.rec.state !== "Resynchronization required") this.setState("Error", message);
+      // Resynchronization required (set by reconcile) outranks a plain error, and a
+      // resynchronization keeps its place and is retried.
+      if ((this.rec.lastAckedSeq >= 0 || refused) && this.rec.state !== "Resynchronization required" && this.rec.state !== "Resynchronizing") this.setState("Error", message);
       return { seq, ok: false, changedBytes: stats.dataBytes, wireBytes: stats.wireBytes, error: message };
     }
   }

@@ -9,15 +9,17 @@
  * The initial copy has no earlier point to protect and is written straight to the disks.
  */
 import { createReadStream } from "node:fs";
-import { mkdir, readdir, rm, truncate } from "node:fs/promises";
+import { mkdir, open, readdir, rm, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import type { CreateReplicaBody, ReplicaServerSettings } from "../../shared/agent-api.js";
+import type { BlockHashesBody, CreateReplicaBody, ReplicaServerSettings } from "../../shared/agent-api.js";
 import type { LabHypervisor } from "../hypervisor/lab/lab-hypervisor.js";
 import type { EventLog } from "../state/events.js";
 import { emptyStats, type RelationshipRepo, type ReplicaRecord } from "../state/relationships.js";
 import { authorizePrimary } from "../transport/authorization.js";
-import { AgentError, conflict, notFound } from "../errors.js";
+import { AgentError, badRequest, conflict, notFound } from "../errors.js";
+import { readFully } from "../util/files.js";
+import { blockHashesMac, hashBlocks, HASH_BYTES } from "./block-hashes.js";
 import { SerialQueue } from "../util/serial-queue.js";
 import { failpoint } from "../util/failpoints.js";
 import type { CodecPool } from "./codec-pool.js";
@@ -260,16 +262,17 @@ export class ReplicaStore {
     return paths;
   }
 
-  receive(id: string, seq: number, base: number, source: AsyncIterable<Buffer>, peer: Peer): Promise<CycleAck> {
+  receive(id: string, seq: number, base: number, source: AsyncIterable<Buffer>, peer: Peer, resync = false): Promise<CycleAck> {
     this.authorizedRecord(id, peer);
-    return this.lock(id).run(() => this.receiveLocked(id, seq, base, source, peer));
+    return this.lock(id).run(() => this.receiveLocked(id, seq, base, source, peer, resync));
   }
 
-  private async receiveLocked(id: string, seq: number, base: number, source: AsyncIterable<Buffer>, peer: Peer): Promise<CycleAck> {
+  private async receiveLocked(id: string, seq: number, base: number, source: AsyncIterable<Buffer>, peer: Peer, resync: boolean): Promise<CycleAck> {
     let rec = this.record(id);
     if (rec.state === "Suspended") throw conflict(`replication of '${rec.vmName}' is paused on the Replica server; resume it there first`);
     if (rec.staged) throw conflict(`cycle ${rec.staged.seq} of '${rec.vmName}' is still waiting to be applied on the Replica server: ${rec.reason ?? "see its events"}`);
-    if (base !== rec.lastAppliedSeq || seq !== base + 1) {
+    // A resynchronization repairs whatever the replica holds, so it may skip numbers.
+    if (base !== rec.lastAppliedSeq || (resync ? seq <= base : seq !== base + 1)) {
       const err = conflict(
         `cycle ${seq} (based on ${base}) does not follow this replica, which holds cycle ${rec.lastAppliedSeq}; the primary must resend from there`,
         { lastAppliedSeq: rec.lastAppliedSeq },
@@ -279,7 +282,7 @@ export class ReplicaStore {
     }
     const started = Date.now();
     const expect = { relationshipId: id, seq, base, disks: new Map(rec.disks.map((d) => [d.index, d.sizeBytes])), auth: peer.auth };
-    const initial = base === -1;
+    const initial = base === -1 && !resync;
     try {
       let result;
       if (initial) {
@@ -322,6 +325,7 @@ export class ReplicaStore {
             const header = { ...f.header, flags: f.header.flags & ~FLAG_ZSTD, payloadLength: payload.length };
             return redo.add({ header, headerBuf: encodeFrame(header, payload), payload });
           });
+          if (Boolean(result.marks.resync) !== resync) throw new FrameError("the stream's resynchronization mark does not match the request: misdirected or altered data");
           frames = await redo.finish();
         } catch (err) {
           await redo.discard();
@@ -339,7 +343,7 @@ export class ReplicaStore {
         ...rec,
         lastAppliedSeq: seq,
         lastSyncAt: appliedAt,
-        state: "Replicating",
+        state: result.marks.resync && !result.marks.resync.final ? "Resynchronizing" : "Replicating",
         reason: null,
         stats: {
           ...rec.stats,
@@ -397,7 +401,8 @@ export class ReplicaStore {
   private async applyStaged(rec: ReplicaRecord, frames?: ReceivedFrame[], ranges?: Range[]): Promise<void> {
     const staged = rec.staged!;
     const history = await this.history(rec);
-    if (history.recording) {
+    // A resynchronization deletes the points instead (they no longer describe a history).
+    if (history.recording && !staged.marks?.resync) {
       // Before-images first, durably: only then may the new data overwrite them.
       ranges ??= await rangesOf(staged.file);
       await history.beforeApply(ranges);
@@ -428,8 +433,12 @@ export class ReplicaStore {
   private async commitCycle(rec: ReplicaRecord, seq: number, marks: CycleMarks | undefined, initial: boolean): Promise<void> {
     const history = await this.history(rec);
     const keep = marks?.recoveryHistory ?? rec.recoveryHistory;
-    // An initial copy rewrote the disks: no earlier point describes them any more.
-    let points = initial ? [] : history.durablePoints();
+    // An initial copy or a resynchronization rewrote the disks: no earlier point describes them any more.
+    const reset = initial || Boolean(marks?.resync);
+    let points = reset ? [] : history.durablePoints();
+    if (marks?.resync && rec.points.length > 0) {
+      this.deps.events.emit({ severity: "warning", kind: "replica.points-deleted", vmId: rec.vmId, relationshipId: rec.id, message: `${rec.points.length} recovery point(s) of '${rec.vmName}' older than the resynchronization were deleted: they no longer describe a consistent history.`, data: { count: rec.points.length } });
+    }
     if (marks?.point && keep > 0) points.push(history.newPoint(seq, marks.point.at, marks.point.kind));
     const pruned = points.length > keep ? points.slice(0, points.length - keep) : [];
     points = points.slice(pruned.length);
@@ -442,6 +451,33 @@ export class ReplicaStore {
     for (const p of pruned) {
       this.deps.events.emit({ severity: "info", kind: "replica.point-pruned", vmId: rec.vmId, relationshipId: rec.id, message: `Recovery point of '${rec.vmName}' as of ${p.at} was deleted: ${keep} additional point${keep === 1 ? " is" : "s are"} kept.`, data: { pointId: p.id } });
     }
+  }
+
+  /** Resynchronization: hashes of the replica's blocks in the asked ranges, between cycles. */
+  blockHashes(id: string, body: BlockHashesBody, peer: Peer): Promise<{ hashes: string; mac: string | null }> {
+    this.authorizedRecord(id, peer);
+    return this.lock(id).run(async () => {
+      const rec = this.record(id);
+      const path = this.diskPaths(rec).get(body.disk);
+      if (path === undefined) throw badRequest(`body.disk: this replica has no disk ${body.disk}`);
+      const size = rec.disks.find((d) => d.index === body.disk)!.sizeBytes;
+      const total = body.ranges.reduce((n, [, l]) => n + l, 0);
+      const out = Buffer.alloc((total / body.blockSize) * HASH_BYTES);
+      const fh = await open(path, "r");
+      try {
+        let slot = 0;
+        for (const [offset, length] of body.ranges) {
+          if (offset + length > size) throw badRequest(`body.ranges: ${offset}+${length} runs past the end of disk ${body.disk} (${size} bytes)`);
+          for (let off = offset; off < offset + length; off += 4 * 1024 * 1024) {
+            const n = Math.min(4 * 1024 * 1024, offset + length - off);
+            slot = hashBlocks(await readFully(fh, Buffer.allocUnsafe(n), off), body.blockSize, out, slot);
+          }
+        }
+      } finally {
+        await fh.close();
+      }
+      return { hashes: out.toString("base64"), mac: peer.auth ? blockHashesMac(peer.auth.token, id, peer.auth.nonce, body, out) : null };
+    });
   }
 
   /** The replica relationship of a VM on this host, or a clear refusal. */
@@ -472,6 +508,7 @@ export class ReplicaStore {
         const now = this.record(rec.id);
         if (now.lastAppliedSeq < 0) throw conflict(`'${rec.vmName}' has no recovery point yet: initial replication has not completed`);
         if (now.staged) throw conflict(`'${rec.vmName}' holds a cycle that is not fully applied: ${now.reason ?? "see its events"}`);
+        if (now.state === "Resynchronizing") throw conflict(`'${rec.vmName}' is being resynchronized; its disks are consistent again when the resynchronization completes`);
         return { view: await history.view("latest"), rec: now, point: { id: "latest", kind: "latest", at: now.lastSyncAt, seq: now.lastAppliedSeq, sizeBytes: 0 } };
       });
     }

@@ -1,6 +1,8 @@
 /** Replication relationships as the agent persists them (one JSON record per row). */
 import type { Db } from "./db.js";
 import type { AuthMode, ReplicationState } from "../../shared/replication.js";
+import type { CycleMarks } from "../replication/frames.js";
+import type { ResyncProgress } from "../replication/resync.js";
 
 export interface CycleStats {
   since: string;
@@ -45,7 +47,15 @@ export interface PrimaryRecord extends Common {
   /** When the last acknowledged cycle that made a recovery point was frozen. */
   lastPointAt: string | null;
   lastAppConsistentAt: string | null;
+  /** While resynchronizing (or paused during it): how far the comparison got. */
+  resync?: ResyncProgress | null;
+  /** When to resynchronize by itself once resynchronization is required. */
+  resyncPolicy?: ResyncPolicy;
+  /** A resynchronization the user scheduled for later. */
+  resyncAt?: string | null;
 }
+
+export type ResyncPolicy = { mode: "manual" } | { mode: "automatic" } | { mode: "window"; start: string; end: string };
 
 export type RecoveryPointKind = "standard" | "application-consistent";
 
@@ -60,14 +70,6 @@ export interface RecoveryPointRecord {
   undoFile: string;
   /** How much of the undo log is known durable; the rest is verified on open. */
   undoBytes: number;
-}
-
-/** What the primary decided about the cycle it sent; applied by the replica with it. */
-export interface CycleMarks {
-  point: { kind: RecoveryPointKind; at: string } | null;
-  /** Additional hourly recovery points to keep (0: the latest only). */
-  recoveryHistory: number;
-  frequencySeconds: number;
 }
 
 export interface ReplicaRecord extends Common {

@@ -94,6 +94,25 @@ export class TrackedDisk {
     return readFully(this.fh, Buffer.allocUnsafe(length), offset);
   }
 
+  /** Counts blocks as changed (a resynchronization range). Call only from the VM's serial queue. */
+  async markChanged(from: number, to: number): Promise<void> {
+    if (!this.live || !this.regionLog) throw new Error(`disk ${this.index} is not tracked`);
+    const logged = this.regionLog.ensure(from, to);
+    if (logged) await logged;
+    this.live.setRange(from, to);
+  }
+
+  /**
+   * Forgets the changed set: a resynchronization compares the whole disk instead, and tracks
+   * only what changes from now on. Call only from the VM's serial queue, with no cycle in flight.
+   */
+  async clearChanged(): Promise<void> {
+    if (!this.live || !this.regionLog) throw new Error(`disk ${this.index} is not tracked`);
+    if (this.snapshot) throw new Error(`disk ${this.index} has a cycle in flight`);
+    this.live.clear();
+    await this.regionLog.rewrite(this.live);
+  }
+
   /** Freezes the changed set. Call only from the VM's serial queue. */
   freeze(): DiskSnapshot {
     if (!this.live) throw new Error(`disk ${this.index} is not tracked`);

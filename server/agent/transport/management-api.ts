@@ -10,6 +10,7 @@ import {
   EventsQuery,
   PowerAction,
   ReplicaServerSettings,
+  ResynchronizeBody,
   TestFailoverBody,
   UpdateReplicationBody,
   VmId,
@@ -189,6 +190,12 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
     await ctx.replication.remove(vmId);
     return reply.status(204).send();
   });
+  app.post("/api/v1/vms/:vmId/replication/resynchronize", async (req) => {
+    const { vmId } = parse(VmParams, req.params, "params");
+    const { at } = parse(ResynchronizeBody, req.body ?? {}, "body");
+    return ctx.replication.resynchronize(vmId, at);
+  });
+
   app.post("/api/v1/vms/:vmId/replication/test-failover", async (req, reply) => {
     const { vmId } = parse(VmParams, req.params, "params");
     const body = parse(TestFailoverBody, req.body ?? {}, "body");

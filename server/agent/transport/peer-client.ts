@@ -72,9 +72,9 @@ export class PeerClient {
   }
 
   /** A JSON request; an error answer becomes a PeerError with the peer's own message. */
-  async json<T>(target: PeerTarget, method: string, path: string, body?: unknown): Promise<T> {
+  async json<T>(target: PeerTarget, method: string, path: string, body?: unknown, nonce?: string): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = this.request(target, method, path, payload ? { "content-type": "application/json" } : {});
+    const req = this.request(target, method, path, payload ? { "content-type": "application/json" } : {}, nonce);
     return this.exchange<T>(target, req, async () => {
       req.end(payload);
     });

@@ -8,7 +8,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
-import { CreateReplicaBody, CycleParams, CycleQuery } from "../../shared/agent-api.js";
+import { BlockHashesBody, CreateReplicaBody, CycleParams, CycleQuery } from "../../shared/agent-api.js";
 import type { Peer, ReplicaStore } from "../replication/replica-store.js";
 import { AgentError } from "../errors.js";
 import { parse } from "./http-common.js";
@@ -103,13 +103,18 @@ export function registerReplicationApi(app: FastifyInstance, via: "https" | "htt
     return { relationshipId: rec.id, vmId: rec.vmId, lastAppliedSeq: rec.lastAppliedSeq, state: rec.state };
   });
 
+  app.post("/replication/v1/relationships/:id/block-hashes", async (req) => {
+    const { id } = parse(z.object({ id: z.string().uuid() }), req.params, "params");
+    return store.blockHashes(id, parse(BlockHashesBody, req.body, "body"), req.peer!);
+  });
+
   app.post("/replication/v1/relationships/:id/cycles/:seq", async (req) => {
     const { id, seq } = parse(CycleParams, req.params, "params");
-    const { base } = parse(CycleQuery, req.query, "query");
+    const { base, resync } = parse(CycleQuery, req.query, "query");
     const body = req.body as AsyncIterable<Buffer> | undefined;
     if (!body || typeof (body as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] !== "function") {
       throw new AgentError(415, "UNSUPPORTED_MEDIA_TYPE", "a cycle must be sent as application/octet-stream");
     }
-    return store.receive(id, seq, base, body, req.peer!);
+    return store.receive(id, seq, base, body, req.peer!, resync === "1");
   });
 }

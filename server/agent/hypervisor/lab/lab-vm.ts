@@ -97,6 +97,16 @@ export class LabVm implements ReplicableVm {
     return n;
   }
 
+  async markChanged(disk: number, fromBlock: number, toBlock: number): Promise<void> {
+    await this.queue.run(() => this.tracked(disk).markChanged(fromBlock, toBlock));
+  }
+
+  async clearChanged(disks: number[]): Promise<void> {
+    await this.queue.run(async () => {
+      for (const i of disks) await this.tracked(i).clearChanged();
+    });
+  }
+
   async quiesce(timeoutMs: number): Promise<() => void> {
     if (this.config.state !== "Running") return () => undefined;
     return this.workload.quiesce(timeoutMs);
