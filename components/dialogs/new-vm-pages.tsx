@@ -1,6 +1,7 @@
 "use client";
 
 import { Field, inputClass } from "@/components/ui/dialog";
+import { cn } from "@/components/lib/cn";
 
 export const PAGES = ["Before You Begin", "Specify Name", "Assign Memory", "Configure Processor", "Connect Virtual Hard Disk", "Guest Workload", "Summary"] as const;
 type Page = (typeof PAGES)[number];
@@ -37,13 +38,13 @@ export function WizardPage({ page, draft, setDraft, errors, hostName }: { page: 
     case "Assign Memory":
       return (
         <Field label="Startup memory (MB):" htmlFor="memoryMiB" error={errors.memoryMiB}>
-          <input id="memoryMiB" data-testid="wizard-memory" type="number" className={`${inputClass} w-[120px]`} value={Number.isNaN(draft.memoryMiB) ? "" : draft.memoryMiB} onChange={(e) => set({ memoryMiB: num(e.target.value) })} aria-invalid={!!errors.memoryMiB} />
+          <input id="memoryMiB" data-testid="wizard-memory" type="number" className={cn(inputClass, "w-[120px]")} value={Number.isNaN(draft.memoryMiB) ? "" : draft.memoryMiB} onChange={(e) => set({ memoryMiB: num(e.target.value) })} aria-invalid={!!errors.memoryMiB} />
         </Field>
       );
     case "Configure Processor":
       return (
         <Field label="Number of virtual processors:" htmlFor="cpus" error={errors.cpus}>
-          <input id="cpus" data-testid="wizard-cpus" type="number" className={`${inputClass} w-[80px]`} value={Number.isNaN(draft.cpus) ? "" : draft.cpus} onChange={(e) => set({ cpus: num(e.target.value) })} aria-invalid={!!errors.cpus} />
+          <input id="cpus" data-testid="wizard-cpus" type="number" className={cn(inputClass, "w-[80px]")} value={Number.isNaN(draft.cpus) ? "" : draft.cpus} onChange={(e) => set({ cpus: num(e.target.value) })} aria-invalid={!!errors.cpus} />
         </Field>
       );
     case "Connect Virtual Hard Disk":
@@ -52,7 +53,7 @@ export function WizardPage({ page, draft, setDraft, errors, hostName }: { page: 
           {draft.disks.map((size, i) => (
             <Field key={i} label={`Virtual hard disk ${i} size (GB):`} htmlFor={`disk${i}`} error={errors[`disks.${i}.sizeGiB`]}>
               <div className="flex gap-2">
-                <input id={`disk${i}`} data-testid={`wizard-disk-${i}`} type="number" className={`${inputClass} w-[120px]`} value={Number.isNaN(size) ? "" : size} onChange={(e) => set({ disks: draft.disks.with(i, num(e.target.value)) })} />
+                <input id={`disk${i}`} data-testid={`wizard-disk-${i}`} type="number" className={cn(inputClass, "w-[120px]")} value={Number.isNaN(size) ? "" : size} onChange={(e) => set({ disks: draft.disks.with(i, num(e.target.value)) })} />
                 {draft.disks.length > 1 ? (
                   <button className="text-link hover:underline" onClick={() => set({ disks: draft.disks.filter((_, j) => j !== i) })}>
                     Remove
@@ -80,7 +81,7 @@ export function WizardPage({ page, draft, setDraft, errors, hostName }: { page: 
             </select>
           </Field>
           <Field label="Write rate (MB/s):" htmlFor="rate" error={errors["workload.rateMiBps"]}>
-            <input id="rate" type="number" className={`${inputClass} w-[100px]`} disabled={draft.pattern === "idle"} value={Number.isNaN(draft.rateMiBps) ? "" : draft.rateMiBps} onChange={(e) => set({ rateMiBps: num(e.target.value) })} />
+            <input id="rate" type="number" className={cn(inputClass, "w-[100px]")} disabled={draft.pattern === "idle"} value={Number.isNaN(draft.rateMiBps) ? "" : draft.rateMiBps} onChange={(e) => set({ rateMiBps: num(e.target.value) })} />
           </Field>
         </div>
       );

@@ -54,7 +54,7 @@ export function NewVmWizard({ hostId, hostName, onClose, onCreated }: { hostId: 
       }
     >
       <div className="flex min-h-[300px] gap-3">
-        <nav className="w-[170px] shrink-0 border-r border-border-light pr-2">
+        <nav className="w-[200px] shrink-0 border-r border-border-light pr-2">
           {PAGES.map((p) => (
             <button key={p} onClick={() => setPage(p)} data-testid={`wizard-page-${p}`} className={cn("block w-full px-2 py-[3px] text-left", p === page ? "bg-select font-semibold" : "text-link hover:underline")}>
               {p}

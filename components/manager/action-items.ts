@@ -4,13 +4,13 @@ import type { Host, Vm } from "@/components/lib/trpc";
 import { deleteAllowed, mayAdminister, mayOperate, POWER_ACTIONS, powerAllowed, type PowerAction, type Role } from "@/components/lib/vm-actions";
 import type { ActionItem } from "./actions-pane";
 
-export function hostActionItems(o: { host: Host | undefined; role: Role | undefined; connect(): void; newVm(h: Host): void; refresh(h: Host): void; remove(h: Host): void }): ActionItem[] {
+export function hostActionItems(o: { host: Host | undefined; role: Role | undefined; connect(): void; newVm(h: Host): void; settings(h: Host): void; refresh(h: Host): void; remove(h: Host): void }): ActionItem[] {
   const admin = mayAdminister(o.role);
   const h = o.host;
   return [
     { label: "Connect to Server...", testId: "connect-server", run: o.connect, disabled: !admin },
     { label: "New > Virtual Machine...", testId: "new-vm", run: h && (() => o.newVm(h)), disabled: !admin || h?.status !== "connected" },
-    { label: "Hyper-V Settings...", testId: "hyperv-settings", disabled: true },
+    { label: "Hyper-V Settings...", testId: "hyperv-settings", run: h && (() => o.settings(h)), disabled: !admin || h?.status !== "connected" },
     { label: "Refresh", testId: "refresh", run: h && (() => o.refresh(h)), disabled: !o.role },
     { label: "Remove Server", testId: "remove-server", run: h && (() => o.remove(h)), disabled: !admin },
   ];

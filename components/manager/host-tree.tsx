@@ -36,7 +36,7 @@ export function HostTree({ hosts, selectedId, onSelect, onContextMenu }: { hosts
         >
           <ServerIcon status={h.status} />
           <span className="truncate">{h.name}</span>
-          {h.status === "unreachable" ? <span className="text-crit">(unreachable)</span> : null}
+          {h.status === "unreachable" ? <span className="sr-only">(unreachable)</span> : null}
         </div>
       ))}
     </div>

@@ -5,10 +5,12 @@ import { useMutation, useQuery } from "@tanstack/react-query";
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { ConfirmDialog, type ConfirmRequest } from "@/components/dialogs/confirm-dialog";
 import { ConnectServerDialog } from "@/components/dialogs/connect-server-dialog";
+import { HyperVSettingsDialog } from "@/components/dialogs/hyperv-settings-dialog";
 import { NewVmWizard } from "@/components/dialogs/new-vm-wizard";
 import { useLiveFleet } from "@/components/lib/live";
 import { useTRPC, type Host } from "@/components/lib/trpc";
 import { ActionsPane, ContextMenu, type ActionItem } from "./actions-pane";
+import { EventsPane } from "./events-pane";
 import { HostTree } from "./host-tree";
 import { MenuBar } from "./menu-bar";
 import { Toasts } from "./toasts";
@@ -17,7 +19,7 @@ import { VmDetails } from "./vm-details";
 import { VmList } from "./vm-list";
 import { hostActionItems, vmActionItems } from "./action-items";
 
-type Modal = { kind: "connect" } | { kind: "new-vm"; host: Host } | { kind: "confirm"; request: ConfirmRequest } | null;
+type Modal = { kind: "connect" } | { kind: "new-vm"; host: Host } | { kind: "settings"; host: Host } | { kind: "confirm"; request: ConfirmRequest } | null;
 
 export function HyperVManager() {
   const trpc = useTRPC();
@@ -44,7 +46,7 @@ export function HyperVManager() {
   const role = me.data?.role;
   const confirm = useCallback((request: ConfirmRequest) => setModal({ kind: "confirm", request }), []);
   const hostItems = useMemo(
-    () => hostActionItems({ host, role, connect: () => setModal({ kind: "connect" }), newVm: (h) => setModal({ kind: "new-vm", host: h }), refresh: (h) => refresh.mutate({ id: h.id }), remove: (h) => confirm({ title: "Remove Server", message: `Remove ${h.name} from Hyper-V Manager? Its virtual machines keep running; you can connect to it again later.`, confirmLabel: "Remove", onConfirm: () => removeHost.mutate({ id: h.id }) }) }),
+    () => hostActionItems({ host, role, connect: () => setModal({ kind: "connect" }), newVm: (h) => setModal({ kind: "new-vm", host: h }), settings: (h) => setModal({ kind: "settings", host: h }), refresh: (h) => refresh.mutate({ id: h.id }), remove: (h) => confirm({ title: "Remove Server", message: `Remove ${h.name} from Hyper-V Manager? Its virtual machines keep running; you can connect to it again later.`, confirmLabel: "Remove", onConfirm: () => removeHost.mutate({ id: h.id }) }) }),
     [host, role, refresh, removeHost, confirm],
   );
   const vmItems = useMemo(() => (vm ? vmActionItems({ vm, role, pending: ops.pending[vm.vmId], ops, confirm }) : []), [vm, role, ops, confirm]);
@@ -86,6 +88,11 @@ export function HyperVManager() {
           <div className="min-h-0 flex-[2] border border-border">
             <VmDetails vm={vm} />
           </div>
+          {host ? (
+            <div className="min-h-0 flex-[2] border border-border">
+              <EventsPane hostId={host.id} vm={vm} />
+            </div>
+          ) : null}
         </div>
         <div className="w-[230px] shrink-0 border border-border">
           <ActionsPane sections={[{ title: host?.name ?? "Hyper-V Manager", items: hostItems }, ...(vm ? [{ title: vm.name, items: vmItems }] : [])]} />
@@ -98,6 +105,7 @@ export function HyperVManager() {
       {menu ? <ContextMenu {...menu} onClose={() => setMenu(null)} /> : null}
       {modal?.kind === "connect" ? <ConnectServerDialog onClose={() => setModal(null)} onConnected={(id) => (setModal(null), setHostId(id))} /> : null}
       {modal?.kind === "new-vm" ? <NewVmWizard hostId={modal.host.id} hostName={modal.host.name} onClose={() => setModal(null)} onCreated={(id) => (setModal(null), setVmId(id))} /> : null}
+      {modal?.kind === "settings" ? <HyperVSettingsDialog hostId={modal.host.id} hostName={modal.host.name} readOnly={role !== "Administrator"} onClose={() => setModal(null)} /> : null}
       {modal?.kind === "confirm" ? <ConfirmDialog request={modal.request} onClose={() => setModal(null)} /> : null}
       <Toasts toasts={ops.toasts} onDismiss={ops.dismiss} />
     </div>

@@ -96,7 +96,7 @@ export function VmList({ vms, selectedId, pending, onSelect, onContextMenu, onKe
           className="ml-auto h-[18px] w-[180px] border border-border-light px-1 outline-none focus:border-select-strong"
         />
         <span className="text-muted" data-testid="vm-count">
-          {rows.length === vms.length ? `${vms.length} items` : `${rows.length} of ${vms.length}`}
+          {rows.length === vms.length ? `${vms.length} ${vms.length === 1 ? "item" : "items"}` : `${rows.length} of ${vms.length}`}
         </span>
       </div>
       <div ref={scroller} className="min-h-0 flex-1 overflow-auto outline-none" tabIndex={0} onKeyDown={keys} data-testid="vm-list">

@@ -1,6 +1,7 @@
 import { authRouter } from "./routers/auth.js";
 import { eventsRouter } from "./routers/events.js";
 import { hostsRouter } from "./routers/hosts.js";
+import { replicaServerRouter } from "./routers/replica-server.js";
 import { usersRouter } from "./routers/users.js";
 import { vmsRouter } from "./routers/vms.js";
 import { createCallerFactory, router } from "./trpc.js";
@@ -11,6 +12,7 @@ export const appRouter = router({
   hosts: hostsRouter,
   vms: vmsRouter,
   events: eventsRouter,
+  replicaServer: replicaServerRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -4,16 +4,15 @@
  */
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
-import { z, ZodError } from "zod";
+import { ZodError } from "zod";
 import { hasRole, type Role } from "../console/auth/roles.js";
 import type { Context } from "./context.js";
-import { FieldError, toTrpcError } from "./errors.js";
+import { FieldError, fieldsOf, toTrpcError } from "./errors.js";
 
 const t = initTRPC.context<Context>().create({
   transformer: superjson,
   errorFormatter({ shape, error }) {
-    const fieldErrors =
-      error.cause instanceof ZodError ? (z.flattenError(error.cause).fieldErrors as Record<string, string[]>) : error instanceof FieldError ? error.fieldErrors : null;
+    const fieldErrors = error.cause instanceof ZodError ? fieldsOf(error.cause) : error instanceof FieldError ? error.fieldErrors : null;
     return { ...shape, data: { ...shape.data, stack: undefined, fieldErrors } };
   },
 });

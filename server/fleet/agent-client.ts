@@ -5,7 +5,8 @@
  */
 import type { z } from "zod";
 import { AgentErrorBody, AgentHostInfo, AgentVm } from "./agent-schemas.js";
-import type { CreateVmBody, PowerAction } from "../shared/agent-api.js";
+import { describe } from "./event-stream.js";
+import { ReplicaServerSettings, type CreateVmBody, type PowerAction } from "../shared/agent-api.js";
 
 export class AgentCallError extends Error {
   constructor(
@@ -37,8 +38,8 @@ export class AgentClient {
         signal: AbortSignal.timeout(TIMEOUT_MS),
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
-      throw new AgentCallError(`cannot reach the agent at ${this.address} (${cause})`, 0, "UNREACHABLE");
+      const why = (err as Error).name === "TimeoutError" ? "the agent did not answer in time" : describe(err);
+      throw new AgentCallError(`cannot reach the agent at ${this.address}: ${why}`, 0, "UNREACHABLE");
     }
     const text = await res.text();
     if (!res.ok) {
@@ -72,6 +73,12 @@ export class AgentClient {
   }
   power(vmId: string, action: PowerAction) {
     return this.call(AgentVm, "POST", `/vms/${encodeURIComponent(vmId)}/power`, { action });
+  }
+  replicaServer() {
+    return this.call(ReplicaServerSettings, "GET", "/replica-server");
+  }
+  setReplicaServer(settings: ReplicaServerSettings) {
+    return this.call(ReplicaServerSettings, "PUT", "/replica-server", settings);
   }
 }
 

@@ -81,7 +81,10 @@ export class AgentEventStream {
 /** A readable reason: fetch hides the socket error (ECONNREFUSED, …) in `cause`. */
 export function describe(err: unknown): string {
   const e = err as Error & { cause?: { code?: string; message?: string } };
-  if (e.cause?.code === "ECONNREFUSED") return "connection refused (is the agent running?)";
+  if (e.cause?.code === "ECONNREFUSED") return "the connection was refused (is the agent running?)";
+  if (e.cause?.code === "UND_ERR_SOCKET" || e.cause?.code === "ECONNRESET") return "the agent closed the connection (it stopped or restarted)";
+  if (e.cause?.code === "ETIMEDOUT" || e.cause?.code === "UND_ERR_CONNECT_TIMEOUT") return "the agent did not answer in time";
+  if (e.cause?.code === "ENOTFOUND") return "the agent's host name cannot be resolved";
   if (e.cause?.code) return `${e.cause.code}: ${e.cause.message ?? e.message}`;
   return e.message;
 }

@@ -54,6 +54,15 @@ async function newDatabaseUrl(dir: string): Promise<{ url: string; drop(): Promi
 
 export async function startConsoleFixture(): Promise<ConsoleFixture> {
   const pair = await startPair();
+  try {
+    return await withPair(pair);
+  } catch (err) {
+    await pair.cleanup();
+    throw err;
+  }
+}
+
+async function withPair(pair: Pair): Promise<ConsoleFixture> {
   const database = await newDatabaseUrl(pair.dir);
   await migrateDeploy(database.url);
   const db = createDb(database.url);

@@ -1,6 +1,6 @@
 import { TRPCError } from "@trpc/server";
 import { expect } from "vitest";
-import { FieldError } from "../errors.js";
+import { FieldError, fieldsOf } from "../errors.js";
 import { ZodError } from "zod";
 
 /** Awaits a call that must fail with `code`; with `field`, the error must name that input field. */
@@ -20,10 +20,6 @@ export async function expectTrpcError(call: Promise<unknown>, code: TRPCError["c
 
 export function fieldErrorsOf(e: TRPCError): Record<string, string[]> {
   if (e instanceof FieldError) return e.fieldErrors;
-  if (e.cause instanceof ZodError) {
-    const out: Record<string, string[]> = {};
-    for (const i of e.cause.issues) (out[i.path.join(".")] ??= []).push(i.message);
-    return out;
-  }
+  if (e.cause instanceof ZodError) return fieldsOf(e.cause);
   return {};
 }

@@ -1,0 +1,142 @@
+/**
+ * The console in Chromium against two real agents: sign in, connect both servers, create and
+ * start a VM and watch a second browser follow live, an agent killed and back, and a Viewer
+ * who can do nothing (and whom the server refuses anyway). Screenshots go to test-results/e2e.
+ */
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MGMT_TOKEN, startPair, type Pair } from "../server/agent/testing/harness.js";
+import { launchChromium, shot, signIn, startConsoleProcess, trpcMutation, type ConsoleProcess } from "./support.js";
+
+let pair: Pair;
+let consoleProc: ConsoleProcess;
+let browser: Browser;
+let admin: Page;
+
+beforeAll(async () => {
+  pair = await startPair();
+  consoleProc = await startConsoleProcess(pair.dir);
+  browser = await launchChromium();
+}, 300_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await consoleProc?.stop();
+  await pair?.cleanup();
+});
+
+async function connectServer(page: Page, url: string, name: string): Promise<void> {
+  await page.click("[data-testid=action-connect-server]");
+  await page.fill("[data-testid=connect-address]", url);
+  await page.fill("[data-testid=connect-token]", MGMT_TOKEN);
+  await page.click("[data-testid=connect-ok]");
+  await page.waitForSelector(`[data-testid="host-${name}"][data-status=connected]`, { timeout: 10_000 });
+}
+
+describe("the console in a browser", () => {
+  it("sends a visitor to the login page and refuses a wrong password", async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 800 } });
+    const page = await context.newPage();
+    await page.goto(consoleProc.url);
+    expect(new URL(page.url()).pathname).toBe("/login");
+    await page.fill("[data-testid=login-name]", "admin");
+    await page.fill("[data-testid=login-password]", "not the password");
+    await page.click("[data-testid=login-submit]");
+    await expect(page.locator("[data-testid=login-error]").textContent()).resolves.toContain("not correct");
+    await shot(page, "01-login-refused");
+    const cookies = await context.cookies();
+    expect(cookies.find((c) => c.name === "rm_session")).toBeUndefined();
+    await context.close();
+  });
+
+  it("signs in, connects to both servers and shows them connected", async () => {
+    admin = await signIn(browser, consoleProc.url, consoleProc.admin.name, consoleProc.admin.password);
+    const cookie = (await admin.context().cookies()).find((c) => c.name === "rm_session");
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Strict" });
+    await connectServer(admin, pair.primary.url, "hv01.lab.test");
+    await connectServer(admin, pair.replica.url, "hv02.lab.test");
+    await expect(admin.locator("[data-testid=host-tree] [role=treeitem]").count()).resolves.toBe(2);
+    await shot(admin, "02-both-hosts");
+  });
+
+  it("creates and starts a VM; a second browser sees it change live", async () => {
+    const watcher = await signIn(browser, consoleProc.url, consoleProc.admin.name, consoleProc.admin.password);
+    await watcher.click('[data-testid="host-hv01.lab.test"]');
+    await admin.click('[data-testid="host-hv01.lab.test"]');
+
+    await admin.click("[data-testid=action-new-vm]");
+    await admin.click('[data-testid="wizard-page-Specify Name"]');
+    await admin.fill("[data-testid=wizard-name]", "bad/name");
+    await admin.click("[data-testid=wizard-finish]");
+    await expect(admin.locator("[data-testid=error-name]").textContent()).resolves.toContain("slashes");
+    await admin.fill("[data-testid=wizard-name]", "web-07");
+    await admin.click('[data-testid="wizard-page-Assign Memory"]');
+    await admin.fill("[data-testid=wizard-memory]", "2048");
+    await shot(admin, "03-new-vm-wizard");
+    await admin.click("[data-testid=wizard-finish]");
+    await admin.waitForSelector("[data-testid=new-vm-wizard]", { state: "detached" });
+
+    const row = (p: Page) => p.locator('[data-testid="vm-row-web-07"]');
+    await row(watcher).waitFor({ timeout: 5000 });
+    await expect(row(watcher).getAttribute("data-state")).resolves.toBe("Off");
+
+    await row(admin).click();
+    await admin.click("[data-testid=action-start]");
+    await watcher.waitForSelector('[data-testid="vm-row-web-07"][data-state=Running]', { timeout: 5000 });
+    await expect(row(watcher).locator("[data-col=memory]").textContent()).resolves.toBe("2048 MB");
+    await shot(watcher, "04-second-browser-live");
+    await watcher.context().close();
+  });
+
+  it("refuses a power action the agent refuses, with a message tied to the VM", async () => {
+    await pair.primary.ok("POST", `/api/v1/vms/${(await pair.primary.ok<{ id: string; name: string }[]>("GET", "/api/v1/vms")).find((v) => v.name === "web-07")!.id}/power`, { action: "pause" });
+    await admin.waitForSelector('[data-testid="vm-row-web-07"][data-state=Paused]', { timeout: 5000 });
+    await expect(admin.locator("[data-testid=action-start]").isDisabled()).resolves.toBe(true);
+    await expect(admin.locator("[data-testid=action-resume]").isEnabled()).resolves.toBe(true);
+  });
+
+  it("shows an agent that was killed as unreachable within seconds, and connected again after a restart", async () => {
+    await pair.replica.kill();
+    await admin.waitForSelector('[data-testid="host-hv02.lab.test"][data-status=unreachable]', { timeout: 5000 });
+    await admin.click('[data-testid="host-hv02.lab.test"]');
+    await expect(admin.locator("[data-testid=host-unreachable]").textContent()).resolves.toMatch(/refused|closed the connection/);
+    await shot(admin, "05-host-unreachable");
+    await pair.replica.start();
+    await admin.waitForSelector('[data-testid="host-hv02.lab.test"][data-status=connected]', { timeout: 10_000 });
+  });
+
+  it("changes the Replication Configuration in Hyper-V Settings, field by field", async () => {
+    await admin.click('[data-testid="host-hv02.lab.test"]');
+    await admin.click("[data-testid=action-hyperv-settings]");
+    await admin.click("[data-testid=settings-auth-entries]");
+    await admin.fill("[data-testid=entry-0-primaryServer]", "*.lab.test");
+    await admin.fill("[data-testid=entry-0-storageLocation]", `${pair.dir}/site-a`);
+    await admin.fill("[data-testid=entry-0-trustGroup]", "SITE A!");
+    await admin.click("[data-testid=settings-ok]");
+    await expect(admin.locator('[data-testid="error-authorization.entries.0.trustGroup"]').textContent()).resolves.toContain("letters, digits");
+    await shot(admin, "06-replication-configuration");
+    await admin.fill("[data-testid=entry-0-trustGroup]", "SITE-A");
+    await admin.click("[data-testid=settings-ok]");
+    await admin.waitForSelector("[data-testid=hyperv-settings]", { state: "detached" });
+    expect(await pair.replica.ok("GET", "/api/v1/replica-server")).toMatchObject({ authorization: { mode: "entries", entries: [{ primaryServer: "*.lab.test", trustGroup: "SITE-A" }] } });
+  });
+
+  it("gives a Viewer no enabled action, and the server refuses the Viewer's calls anyway", async () => {
+    const created = await trpcMutation(admin, "users.create", { name: "vera", role: "Viewer", password: "viewer password 1" });
+    expect(created.status).toBe(200);
+    const viewer = await signIn(browser, consoleProc.url, "vera", "viewer password 1");
+    await viewer.click('[data-testid="host-hv01.lab.test"]');
+    await viewer.locator('[data-testid="vm-row-web-07"]').click();
+    const actions = viewer.locator("[data-testid=actions-pane] button");
+    const enabled = await actions.evaluateAll((bs) => bs.filter((b) => !(b as HTMLButtonElement).disabled).map((b) => b.textContent));
+    expect(enabled).toEqual(["Refresh"]);
+    await shot(viewer, "07-viewer");
+    const vmId = (await pair.primary.ok<{ id: string; name: string }[]>("GET", "/api/v1/vms")).find((v) => v.name === "web-07")!.id;
+    const hosts = await viewer.request.get("/api/trpc/hosts.list");
+    const hostId = ((await hosts.json()) as { result: { data: { json: { id: string; name: string }[] } } }).result.data.json.find((h) => h.name === "hv01.lab.test")!.id;
+    const refused = await trpcMutation(viewer, "vms.power", { hostId, vmId, action: "resume" });
+    expect(refused.status).toBe(403);
+    expect((await pair.primary.ok<{ state: string }>("GET", `/api/v1/vms/${vmId}`)).state).toBe("Paused");
+    await viewer.context().close();
+  });
+});

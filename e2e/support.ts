@@ -1,0 +1,92 @@
+/**
+ * Browser-test support: the console as its own process (as `npm run console` runs it) on a
+ * free port with a new SQLite database, and Debian's Chromium driven by playwright-core.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { ROOT } from "../server/agent/agent-process.js";
+import { freePort } from "../server/agent/testing/harness.js";
+
+const TSX = join(ROOT, "node_modules/tsx/dist/esm/index.mjs");
+export const SHOTS = join(ROOT, "test-results", "e2e");
+
+export interface ConsoleProcess {
+  url: string;
+  admin: { name: string; password: string };
+  child: ChildProcess;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export async function startConsoleProcess(dir: string): Promise<ConsoleProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ["--import", TSX, join(ROOT, "server/console/main.ts")], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_OPTIONS: "", DATABASE_URL: `file:${join(dir, "console.db")}`, PORT: String(port), HOST: "127.0.0.1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const ready = new Promise<{ name: string; password: string }>((ok, fail) => {
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /user name: (\S+)\s+password:\s+(\S+)/.exec(out);
+      if (m && out.includes("Replica Manager console:")) ok({ name: m[1]!, password: m[2]! });
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.once("exit", (code) => fail(new Error(`the console exited with ${code}:\n${out.slice(-4000)}`)));
+  });
+  const admin = await ready;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    admin,
+    child,
+    output: () => out,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((ok) => child.once("exit", ok));
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** A fresh profile per launch (playwright makes a temporary one). */
+export async function launchChromium(): Promise<Browser> {
+  await mkdir(SHOTS, { recursive: true });
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+export async function signIn(browser: Browser, url: string, name: string, password: string): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 800 }, baseURL: url });
+  const page = await context.newPage();
+  await page.goto(url);
+  await page.waitForURL(/\/login$/);
+  await page.fill("[data-testid=login-name]", name);
+  await page.fill("[data-testid=login-password]", password);
+  await page.click("[data-testid=login-submit]");
+  await page.waitForSelector("[data-testid=host-tree]");
+  return page;
+}
+
+export const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`) });
+
+/** Calls a tRPC mutation from inside the page, with its session cookie (as the UI would). */
+export async function trpcMutation(page: Page, path: string, input: unknown): Promise<{ status: number; body: unknown }> {
+  const res = await page.request.post(`/api/trpc/${path}`, { data: { json: input } });
+  return { status: res.status(), body: await res.json() };
+}
