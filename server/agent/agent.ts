@@ -136,7 +136,7 @@ export class Agent {
   /** One listener per enabled transport; they answer refusals even while disabled as a Replica server. */
   private async startReplicationListeners(): Promise<void> {
     const s = this.settings!;
-    const store = this.manager!.replicas;
+    const manager = this.manager!;
     const missing = [
       s.https.enabled && !this.replicationTls && "HTTPS is enabled but replication.tls (certificate, key, CA) is not configured",
       s.http.enabled && !this.config.replication.token && "HTTP is enabled but replication.token is not configured",
@@ -146,13 +146,13 @@ export class Agent {
     }
     if (s.https.enabled && this.replicationTls) {
       const app = createServer(this.log, "replication-https", { ...this.replicationTls, requestCert: true, rejectUnauthorized: false });
-      registerReplicationApi(app, "https", store, undefined);
+      registerReplicationApi(app, "https", manager, undefined);
       await app.listen({ host: this.config.listen, port: s.https.port });
       this.listeners.https = app;
     }
     if (s.http.enabled && this.config.replication.token) {
       const app = createServer(this.log, "replication-http");
-      registerReplicationApi(app, "http", store, this.config.replication.token);
+      registerReplicationApi(app, "http", manager, this.config.replication.token);
       await app.listen({ host: this.config.listen, port: s.http.port });
       this.listeners.http = app;
     }

@@ -197,6 +197,15 @@ export const TestFailoverBody = z.object({
   network: z.string().trim().min(1, "network must not be empty").max(64, "network must be at most 64 characters").nullable().default(null),
 });
 
+export const FailoverOptionsBody = z.object({
+  /** "Reverse the replication direction after failover". */
+  reverse: z.boolean().default(true),
+  /** "Start the Replica virtual machine after failover". */
+  start: z.boolean().default(true),
+});
+
+export const HandoverBody = z.object({ seq: z.number().int().min(0), reverse: z.boolean() });
+
 export const EventsQuery = z.object({
   after: z.coerce.number().int().min(0).default(0),
   limit: z.coerce.number().int().min(1).max(1000).default(200),

@@ -47,6 +47,11 @@ export const CycleMarks = z.strictObject({
   frequencySeconds: z.number().int().min(1).max(86400),
   /** A resynchronization cycle (only differing blocks of a range); `final` ends the resync. */
   resync: z.strictObject({ final: z.boolean() }).nullable(),
+  /**
+   * The primary is prepared for planned failover and this cycle carries its last changes;
+   * where the replica reaches it to reverse replication.
+   */
+  prepared: z.strictObject({ port: z.number().int().min(1).max(65535), authMode: z.enum(["https", "http"]) }).nullable(),
 });
 export type CycleMarks = z.infer<typeof CycleMarks>;
 

@@ -2,12 +2,14 @@
 import { randomUUID } from "node:crypto";
 import type { EnableReplicationBody, UpdateReplicationBody } from "../../shared/agent-api.js";
 import type { LabHypervisor } from "../hypervisor/lab/lab-hypervisor.js";
+import type { LabVm } from "../hypervisor/lab/lab-vm.js";
 import { emptyStats, type PrimaryRecord, type RelationshipRecord } from "../state/relationships.js";
 import { AgentError, badRequest, conflict, notFound } from "../errors.js";
 import { PeerError } from "../transport/peer-client.js";
 import { PrimaryReplication, type CycleOutcome, type PrimaryDeps } from "./primary.js";
 import type { ReplicaStore } from "./replica-store.js";
 import { TestFailovers } from "./failover/test-failover.js";
+import { PlannedFailover } from "./failover/planned.js";
 import { now } from "../util/clock.js";
 
 const LOSS_REASONS: Record<string, string> = {
@@ -20,6 +22,7 @@ const LOSS_REASONS: Record<string, string> = {
 export class ReplicationManager {
   private readonly primaries = new Map<string, PrimaryReplication>();
   readonly tests: TestFailovers;
+  readonly planned: PlannedFailover;
 
   constructor(
     private readonly hostName: string,
@@ -29,9 +32,14 @@ export class ReplicationManager {
     private readonly ownCredentials: () => { https: boolean; http: boolean },
   ) {
     this.tests = new TestFailovers({ replicas, hypervisor, repo: deps.repo, events: deps.events });
+    this.planned = new PlannedFailover({ hypervisor, repo: deps.repo, events: deps.events, peers: deps.peers, replicas, manager: this, settings: () => replicas.serverSettings() });
     hypervisor.powerGuards.push((vm, action) => {
-      if (action === "start" && this.primaryOf(vm.id)?.record.state === "Prepared for planned failover") {
+      const state = this.primaryOf(vm.id)?.record.state;
+      if (action === "start" && state === "Prepared for planned failover") {
         throw conflict(`'${vm.config.name}' is prepared for planned failover and may not start here; cancel the failover first`);
+      }
+      if (action === "start" && state === "Failover complete") {
+        throw conflict(`'${vm.config.name}' was failed over to its Replica server and may not start here as a second primary; run Reverse Replication there`);
       }
     });
   }
@@ -79,7 +87,25 @@ export class ReplicationManager {
     return this.deps.repo.all().map((r) => (r.role === "primary" ? (this.primaries.get(r.id)?.record ?? r) : r));
   }
 
-  private primaryFor(vmId: string): PrimaryReplication {
+  /** Takes over a primary record made by a failover (saved, tracked from now, scheduled). */
+  adoptPrimary(rec: PrimaryRecord, vm: LabVm): PrimaryReplication {
+    this.deps.repo.save(rec);
+    const p = new PrimaryReplication(rec, vm, this.deps);
+    this.primaries.set(rec.id, p);
+    p.start();
+    return p;
+  }
+
+  /** Stops a primary relationship's schedule and change tracking; the caller rewrites its record. */
+  async dropPrimary(id: string): Promise<void> {
+    const p = this.primaries.get(id);
+    if (!p) return;
+    await p.stop();
+    await p.vm.stopTracking();
+    this.primaries.delete(id);
+  }
+
+  primaryFor(vmId: string): PrimaryReplication {
     this.hypervisor.get(vmId);
     const p = this.primaryOf(vmId);
     if (!p) throw conflict(`virtual machine ${vmId} is not a primary of replication on this host`);

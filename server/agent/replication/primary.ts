@@ -62,6 +62,8 @@ export class PrimaryReplication {
   private retryMs = RETRY_MIN_MS;
   private stopped = false;
   private policyTimer: NodeJS.Timeout | undefined;
+  /** Set while preparing a planned failover: cycles then tell the replica where to reverse to. */
+  preparing: CycleMarks["prepared"] = null;
   private abort: AbortController | undefined;
 
   constructor(
@@ -336,6 +338,7 @@ export class PrimaryReplication {
         recoveryHistory: this.rec.recoveryHistory,
         frequencySeconds: this.rec.frequencySeconds,
         resync: segment ? { final: segment.final } : null,
+        prepared: segment ? null : this.preparing,
       };
       const nonce = randomBytes(16).toString("hex");
       const auth = this.rec.authMode === "http" && this.deps.token ? { token: this.deps.token, nonce } : undefined;

@@ -148,6 +148,10 @@ export class ReplicaStore {
     }
   }
 
+  serverSettings(): ReplicaServerSettings {
+    return this.deps.settings();
+  }
+
   authorize(peer: Peer, trustGroup?: string) {
     return authorizePrimary(this.deps.settings(), peer.name, trustGroup);
   }
@@ -442,7 +446,8 @@ export class ReplicaStore {
     if (marks?.point && keep > 0) points.push(history.newPoint(seq, marks.point.at, marks.point.kind));
     const pruned = points.length > keep ? points.slice(0, points.length - keep) : [];
     points = points.slice(pruned.length);
-    this.deps.repo.save({ ...rec, points, recoveryHistory: keep, frequencySeconds: marks?.frequencySeconds ?? rec.frequencySeconds });
+    const prepared = marks?.prepared ? { seq, ...marks.prepared } : null;
+    this.deps.repo.save({ ...rec, points, prepared, recoveryHistory: keep, frequencySeconds: marks?.frequencySeconds ?? rec.frequencySeconds });
     await history.sync(points);
     if (marks?.point && keep > 0) {
       const p = points.at(-1)!;
@@ -538,6 +543,21 @@ export class ReplicaStore {
 
   /** Removes replication on the Replica server; the VM and its disks stay. */
   async remove(id: string): Promise<void> {
+    const rec = await this.release(id);
+    this.deps.events.emit({
+      severity: "info",
+      kind: "replica.removed",
+      vmId: rec.vmId,
+      relationshipId: id,
+      message: `Replication of '${rec.vmName}' was removed on the Replica server; the virtual machine and its disks (the latest recovery point) were kept${rec.points.length ? `, its ${rec.points.length} additional recovery points deleted` : ""}.`,
+    });
+  }
+
+  /**
+   * Ends the replica side of a relationship between cycles: the record, staged cycles and
+   * recovery points go, the VM stays as an ordinary VM with its disks as of the last cycle.
+   */
+  async release(id: string): Promise<ReplicaRecord> {
     const rec = this.record(id);
     await this.lock(id).drain();
     this.deps.repo.delete(id);
@@ -552,13 +572,7 @@ export class ReplicaStore {
       vm.config = config;
       await vm.saveConfig();
     }
-    this.deps.events.emit({
-      severity: "info",
-      kind: "replica.removed",
-      vmId: rec.vmId,
-      relationshipId: id,
-      message: `Replication of '${rec.vmName}' was removed on the Replica server; the virtual machine and its disks (the latest recovery point) were kept${rec.points.length ? `, its ${rec.points.length} additional recovery points deleted` : ""}.`,
-    });
+    return rec;
   }
 }
 

@@ -86,6 +86,8 @@ export interface ReplicaRecord extends Common {
   /** Kept recovery points, oldest first; the disks themselves are the latest point. */
   points: RecoveryPointRecord[];
   /** The test failover VM running from this replica, if any. */
+  /** The primary's last cycle before a planned failover (marks.prepared), until another cycle. */
+  prepared?: { seq: number; port: number; authMode: AuthMode } | null;
   testFailover?: { testVmId: string; pointId: string; pointAt: string | null; seq: number; startedAt: string } | null;
   lastTestFailoverAt?: string | null;
 }

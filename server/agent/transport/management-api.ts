@@ -9,6 +9,7 @@ import {
   EnableReplicationBody,
   EventsQuery,
   PowerAction,
+  FailoverOptionsBody,
   ReplicaServerSettings,
   ResynchronizeBody,
   TestFailoverBody,
@@ -190,6 +191,18 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
     await ctx.replication.remove(vmId);
     return reply.status(204).send();
   });
+  app.get("/api/v1/vms/:vmId/replication/planned-failover", async (req) => ({ steps: ctx.replication.planned.checks(parse(VmParams, req.params, "params").vmId) }));
+  app.post("/api/v1/vms/:vmId/replication/planned-failover/prepare", async (req) => ctx.replication.planned.prepare(parse(VmParams, req.params, "params").vmId));
+  app.post("/api/v1/vms/:vmId/replication/planned-failover/cancel", async (req) => ctx.replication.planned.cancel(parse(VmParams, req.params, "params").vmId));
+  app.post("/api/v1/vms/:vmId/replication/planned-failover", async (req) => {
+    const { vmId } = parse(VmParams, req.params, "params");
+    const opts = parse(FailoverOptionsBody, req.body ?? {}, "body");
+    // On the primary: the whole failover in one call; on the Replica server: its step.
+    const role = ctx.replication.forVm(vmId)[0]?.role;
+    if (role === "primary") return { steps: await ctx.replication.planned.run(vmId, opts) };
+    return ctx.replication.planned.failOver(vmId, opts);
+  });
+
   app.post("/api/v1/vms/:vmId/replication/resynchronize", async (req) => {
     const { vmId } = parse(VmParams, req.params, "params");
     const { at } = parse(ResynchronizeBody, req.body ?? {}, "body");

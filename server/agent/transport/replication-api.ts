@@ -8,8 +8,9 @@ import { timingSafeEqual } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
-import { BlockHashesBody, CreateReplicaBody, CycleParams, CycleQuery } from "../../shared/agent-api.js";
-import type { Peer, ReplicaStore } from "../replication/replica-store.js";
+import { BlockHashesBody, CreateReplicaBody, CycleParams, CycleQuery, FailoverOptionsBody, HandoverBody } from "../../shared/agent-api.js";
+import type { Peer } from "../replication/replica-store.js";
+import type { ReplicationManager } from "../replication/manager.js";
 import { AgentError } from "../errors.js";
 import { parse } from "./http-common.js";
 import { signRequest, TOKEN_SCHEME } from "./peer-client.js";
@@ -73,7 +74,8 @@ function peerFromToken(req: FastifyRequest, token: string | undefined, nonces: N
   return { name: name.toLowerCase(), via: "http", auth: { token, nonce } };
 }
 
-export function registerReplicationApi(app: FastifyInstance, via: "https" | "http", store: ReplicaStore, token: string | undefined): void {
+export function registerReplicationApi(app: FastifyInstance, via: "https" | "http", manager: ReplicationManager, token: string | undefined): void {
+  const store = manager.replicas;
   // Cycle bodies are streamed straight into the receiver, never buffered whole.
   app.addContentTypeParser("application/octet-stream", (_req, payload, done) => done(null, payload));
 
@@ -101,6 +103,20 @@ export function registerReplicationApi(app: FastifyInstance, via: "https" | "htt
     const { id } = parse(z.object({ id: z.string().uuid() }), req.params, "params");
     const rec = store.status(id, req.peer!);
     return { relationshipId: rec.id, vmId: rec.vmId, lastAppliedSeq: rec.lastAppliedSeq, state: rec.state };
+  });
+
+  /** From the primary: the one-call planned failover asks its replica to fail over. */
+  app.post("/replication/v1/relationships/:id/planned-failover", async (req) => {
+    const { id } = parse(z.object({ id: z.string().uuid() }), req.params, "params");
+    const rec = store.status(id, req.peer!);
+    return manager.planned.failOver(rec.vmId, parse(FailoverOptionsBody, req.body ?? {}, "body"), req.peer!);
+  });
+
+  /** From the replica: the failover's handover on the (former) primary. */
+  app.post("/replication/v1/relationships/:id/handover", async (req) => {
+    const { id } = parse(z.object({ id: z.string().uuid() }), req.params, "params");
+    const { seq, reverse } = parse(HandoverBody, req.body, "body");
+    return manager.planned.handover(id, seq, reverse, req.peer!);
   });
 
   app.post("/replication/v1/relationships/:id/block-hashes", async (req) => {
