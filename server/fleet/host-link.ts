@@ -92,7 +92,7 @@ export class HostLink {
       onEvent: (e) => this.take(e),
       onStatus: (s, error) => {
         if (s === "connected") void this.resync().catch(() => {});
-        else void this.setStatus("unreachable", error ?? "disconnected");
+        else void this.setStatus("unreachable", error ?? "disconnected").catch((err) => console.error(`console: status of ${this.host.name}: ${describe(err)}`));
       },
     });
     if (from < 0) {
