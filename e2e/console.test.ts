@@ -122,8 +122,17 @@ describe("the console in a browser", () => {
   });
 
   it("gives a Viewer no enabled action, and the server refuses the Viewer's calls anyway", async () => {
-    const created = await trpcMutation(admin, "users.create", { name: "vera", role: "Viewer", password: "viewer password 1" });
-    expect(created.status).toBe(200);
+    await admin.click("[data-testid=menubar-file]");
+    await admin.click("[data-testid=menu-file-users]");
+    await admin.fill("[data-testid=new-user-name]", "vera");
+    await admin.selectOption("[data-testid=new-user-role]", "Viewer");
+    await admin.fill("[data-testid=new-user-password]", "short");
+    await admin.click("[data-testid=new-user-add]");
+    await expect(admin.locator("[data-testid=error-new-user-password]").textContent()).resolves.toContain("at least 10 characters");
+    await admin.fill("[data-testid=new-user-password]", "viewer password 1");
+    await admin.click("[data-testid=new-user-add]");
+    await admin.waitForSelector("[data-testid=user-vera]");
+    await admin.keyboard.press("Escape");
     const viewer = await signIn(browser, consoleProc.url, "vera", "viewer password 1");
     await viewer.click('[data-testid="host-hv01.lab.test"]');
     await viewer.locator('[data-testid="vm-row-web-07"]').click();

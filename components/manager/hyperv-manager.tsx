@@ -7,6 +7,7 @@ import { ConfirmDialog, type ConfirmRequest } from "@/components/dialogs/confirm
 import { ConnectServerDialog } from "@/components/dialogs/connect-server-dialog";
 import { HyperVSettingsDialog } from "@/components/dialogs/hyperv-settings-dialog";
 import { NewVmWizard } from "@/components/dialogs/new-vm-wizard";
+import { UsersDialog } from "@/components/dialogs/users-dialog";
 import { useLiveFleet } from "@/components/lib/live";
 import { useTRPC, type Host } from "@/components/lib/trpc";
 import { ActionsPane, ContextMenu, type ActionItem } from "./actions-pane";
@@ -19,7 +20,7 @@ import { VmDetails } from "./vm-details";
 import { VmList } from "./vm-list";
 import { hostActionItems, vmActionItems } from "./action-items";
 
-type Modal = { kind: "connect" } | { kind: "new-vm"; host: Host } | { kind: "settings"; host: Host } | { kind: "confirm"; request: ConfirmRequest } | null;
+type Modal = { kind: "connect" } | { kind: "users" } | { kind: "new-vm"; host: Host } | { kind: "settings"; host: Host } | { kind: "confirm"; request: ConfirmRequest } | null;
 
 export function HyperVManager() {
   const trpc = useTRPC();
@@ -67,7 +68,7 @@ export function HyperVManager() {
 
   return (
     <div className="flex h-full flex-col">
-      <MenuBar user={me.data ?? null} onSignOut={() => logout.mutate()} actions={vm ? vmItems : hostItems} onConnect={() => setModal({ kind: "connect" })} canConnect={role === "Administrator"} />
+      <MenuBar user={me.data ?? null} onSignOut={() => logout.mutate()} actions={vm ? vmItems : hostItems} onConnect={() => setModal({ kind: "connect" })} onUsers={() => setModal({ kind: "users" })} />
       <div className="flex min-h-0 flex-1 gap-[3px] p-[3px]">
         <div className="w-[210px] shrink-0 border border-border">
           <HostTree hosts={hosts.data ?? []} selectedId={hostId} onSelect={(id) => (setHostId(id), setVmId(null))} onContextMenu={(e) => openMenu(e, hostItems)} />
@@ -106,6 +107,7 @@ export function HyperVManager() {
       {modal?.kind === "connect" ? <ConnectServerDialog onClose={() => setModal(null)} onConnected={(id) => (setModal(null), setHostId(id))} /> : null}
       {modal?.kind === "new-vm" ? <NewVmWizard hostId={modal.host.id} hostName={modal.host.name} onClose={() => setModal(null)} onCreated={(id) => (setModal(null), setVmId(id))} /> : null}
       {modal?.kind === "settings" ? <HyperVSettingsDialog hostId={modal.host.id} hostName={modal.host.name} readOnly={role !== "Administrator"} onClose={() => setModal(null)} /> : null}
+      {modal?.kind === "users" && me.data ? <UsersDialog me={me.data.name} onClose={() => setModal(null)} /> : null}
       {modal?.kind === "confirm" ? <ConfirmDialog request={modal.request} onClose={() => setModal(null)} /> : null}
       <Toasts toasts={ops.toasts} onDismiss={ops.dismiss} />
     </div>

@@ -5,14 +5,16 @@ import type { ActionItem } from "./actions-pane";
 import { ContextMenu } from "./actions-pane";
 
 /** File / Action / View / Help in the MMC manner; Action opens the current actions. */
-export function MenuBar({ user, onSignOut, actions, onConnect, canConnect }: { user: { name: string; role: string } | null; onSignOut(): void; actions: ActionItem[]; onConnect(): void; canConnect: boolean }) {
+export function MenuBar({ user, onSignOut, actions, onConnect, onUsers }: { user: { name: string; role: string } | null; onSignOut(): void; actions: ActionItem[]; onConnect(): void; onUsers(): void }) {
+  const admin = user?.role === "Administrator";
   const [open, setOpen] = useState<{ x: number; y: number; items: ActionItem[] } | null>(null);
   const show = (e: React.MouseEvent, items: ActionItem[]) => {
     const r = (e.currentTarget as HTMLElement).getBoundingClientRect();
     setOpen({ x: r.left, y: r.bottom, items });
   };
   const fileItems: ActionItem[] = [
-    { label: "Connect to Server...", testId: "file-connect", run: onConnect, disabled: !canConnect },
+    { label: "Connect to Server...", testId: "file-connect", run: onConnect, disabled: !admin },
+    { label: "Users...", testId: "file-users", run: onUsers, disabled: !admin },
     { label: "Sign Out", testId: "file-sign-out", run: onSignOut },
   ];
   return (
