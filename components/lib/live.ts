@@ -19,6 +19,14 @@ function upsert<T>(list: T[] | undefined, item: T, same: (a: T) => boolean, orde
   return i >= 0 ? next : next.sort(order);
 }
 
+/** `watched`: a host id, ALL_HOSTS for every host's VMs, or null. */
+export const ALL_HOSTS = "all";
+
+function watch(socket: ConsoleSocket, target: string, on: boolean): void {
+  if (target === ALL_HOSTS) socket.emit(on ? "fleet:watch" : "fleet:unwatch");
+  else socket.emit(on ? "host:watch" : "host:unwatch", target);
+}
+
 export function useLiveFleet(watchedHostId: string | null): { connected: boolean } {
   const trpc = useTRPC();
   const qc = useQueryClient();
@@ -32,7 +40,7 @@ export function useLiveFleet(watchedHostId: string | null): { connected: boolean
     const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
     socket.on("connect", () => {
       setConnected(true);
-      if (watched.current) socket.emit("host:watch", watched.current);
+      if (watched.current) watch(socket, watched.current, true);
       void qc.invalidateQueries();
     });
     socket.on("disconnect", () => setConnected(false));
@@ -40,10 +48,13 @@ export function useLiveFleet(watchedHostId: string | null): { connected: boolean
       qc.setQueryData<Host[]>(trpc.hosts.list.queryKey(), (old) => upsert(old, host, (h) => h.id === host.id, byName)),
     );
     socket.on("host:remove", (id) => qc.setQueryData<Host[]>(trpc.hosts.list.queryKey(), (old) => old?.filter((h) => h.id !== id)));
-    socket.on("vm:update", (vm) =>
-      qc.setQueryData<Vm[]>(trpc.vms.list.queryKey({ hostId: vm.hostId }), (old) => upsert(old, vm, (v) => v.vmId === vm.vmId, byName)),
-    );
-    socket.on("vm:remove", ({ hostId, vmId }) => qc.setQueryData<Vm[]>(trpc.vms.list.queryKey({ hostId }), (old) => old?.filter((v) => v.vmId !== vmId)));
+    const same = (a: { hostId: string; vmId: string }) => (b: Vm) => b.hostId === a.hostId && b.vmId === a.vmId;
+    socket.on("vm:update", (vm) => {
+      for (const input of [{ hostId: vm.hostId }, {}]) qc.setQueryData<Vm[]>(trpc.vms.list.queryKey(input), (old) => upsert(old, vm, same(vm), byName));
+    });
+    socket.on("vm:remove", (ref) => {
+      for (const input of [{ hostId: ref.hostId }, {}]) qc.setQueryData<Vm[]>(trpc.vms.list.queryKey(input), (old) => old?.filter((v) => !same(ref)(v)));
+    });
     socket.on("events:new", (events) => {
       const hostId = events[0]?.hostId;
       if (hostId) void qc.invalidateQueries({ queryKey: trpc.events.list.pathKey() });
@@ -56,9 +67,9 @@ export function useLiveFleet(watchedHostId: string | null): { connected: boolean
 
   useEffect(() => {
     const socket = socketRef.current;
-    if (watched.current && watched.current !== watchedHostId) socket?.emit("host:unwatch", watched.current);
+    if (socket && watched.current && watched.current !== watchedHostId) watch(socket, watched.current, false);
     watched.current = watchedHostId;
-    if (watchedHostId && socket?.connected) socket.emit("host:watch", watchedHostId);
+    if (socket?.connected && watchedHostId) watch(socket, watchedHostId, true);
   }, [watchedHostId]);
 
   return { connected };

@@ -2,20 +2,29 @@
 
 import type { Host } from "@/components/lib/trpc";
 import { cn } from "@/components/lib/cn";
+import { ALL_HOSTS } from "@/components/lib/live";
 import { ManagerIcon, ServerIcon } from "./icons";
 
 export function HostTree({ hosts, selectedId, onSelect, onContextMenu }: { hosts: Host[]; selectedId: string | null; onSelect(id: string): void; onContextMenu(e: React.MouseEvent, host: Host): void }) {
   const move = (e: React.KeyboardEvent) => {
-    const i = hosts.findIndex((h) => h.id === selectedId);
-    const next = e.key === "ArrowDown" ? hosts[i + 1] : e.key === "ArrowUp" ? hosts[i - 1] : undefined;
+    const ids = [ALL_HOSTS, ...hosts.map((h) => h.id)];
+    const i = ids.indexOf(selectedId ?? "");
+    const next = e.key === "ArrowDown" ? ids[i + 1] : e.key === "ArrowUp" ? ids[i - 1] : undefined;
     if (next) {
       e.preventDefault();
-      onSelect(next.id);
+      onSelect(next);
     }
   };
   return (
     <div className="h-full overflow-auto bg-pane py-1 outline-none" role="tree" aria-label="Servers" tabIndex={0} onKeyDown={move} data-testid="host-tree">
-      <div className="flex h-[20px] items-center gap-1 px-1">
+      <div
+        role="treeitem"
+        aria-selected={selectedId === ALL_HOSTS}
+        data-testid="host-all"
+        title="Every server's virtual machines"
+        onClick={() => onSelect(ALL_HOSTS)}
+        className={cn("flex h-[20px] cursor-default items-center gap-1 border border-transparent px-1", selectedId === ALL_HOSTS && "border-select-border bg-select")}
+      >
         <ManagerIcon />
         <span>Hyper-V Manager</span>
       </div>

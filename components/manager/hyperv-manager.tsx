@@ -8,7 +8,7 @@ import { ConnectServerDialog } from "@/components/dialogs/connect-server-dialog"
 import { HyperVSettingsDialog } from "@/components/dialogs/hyperv-settings-dialog";
 import { NewVmWizard } from "@/components/dialogs/new-vm-wizard";
 import { UsersDialog } from "@/components/dialogs/users-dialog";
-import { useLiveFleet } from "@/components/lib/live";
+import { ALL_HOSTS, useLiveFleet } from "@/components/lib/live";
 import { useTRPC, type Host } from "@/components/lib/trpc";
 import { ActionsPane, ContextMenu, type ActionItem } from "./actions-pane";
 import { EventsPane } from "./events-pane";
@@ -17,7 +17,7 @@ import { MenuBar } from "./menu-bar";
 import { Toasts } from "./toasts";
 import { useVmOperations } from "./use-vm-operations";
 import { VmDetails } from "./vm-details";
-import { VmList } from "./vm-list";
+import { VmList, vmKey } from "./vm-list";
 import { hostActionItems, vmActionItems } from "./action-items";
 
 type Modal = { kind: "connect" } | { kind: "users" } | { kind: "new-vm"; host: Host } | { kind: "settings"; host: Host } | { kind: "confirm"; request: ConfirmRequest } | null;
@@ -33,12 +33,14 @@ export function HyperVManager() {
   const live = useLiveFleet(hostId);
   const ops = useVmOperations();
 
+  const all = hostId === ALL_HOSTS;
   const host = hosts.data?.find((h) => h.id === hostId);
   useEffect(() => {
-    if (hosts.data && !host) setHostId(hosts.data[0]?.id ?? null);
-  }, [hosts.data, host]);
-  const vms = useQuery({ ...trpc.vms.list.queryOptions({ hostId: hostId ?? "" }), enabled: !!hostId });
-  const vm = vms.data?.find((v) => v.vmId === vmId);
+    if (hosts.data && !host && !all) setHostId(hosts.data[0]?.id ?? null);
+  }, [hosts.data, host, all]);
+  const vms = useQuery({ ...trpc.vms.list.queryOptions(all ? {} : { hostId: hostId ?? "" }), enabled: !!hostId });
+  const vm = vms.data?.find((v) => vmKey(v) === vmId);
+  const servers = useMemo(() => (all ? new Map((hosts.data ?? []).map((h) => [h.id, h.name])) : undefined), [all, hosts.data]);
 
   const refresh = useMutation(trpc.hosts.refresh.mutationOptions({ onError: (e) => ops.toast("Could not refresh", e.message) }));
   const removeHost = useMutation(trpc.hosts.remove.mutationOptions({ onError: (e) => ops.toast("Could not remove the server", e.message) }));
@@ -50,7 +52,7 @@ export function HyperVManager() {
     () => hostActionItems({ host, role, connect: () => setModal({ kind: "connect" }), newVm: (h) => setModal({ kind: "new-vm", host: h }), settings: (h) => setModal({ kind: "settings", host: h }), refresh: (h) => refresh.mutate({ id: h.id }), remove: (h) => confirm({ title: "Remove Server", message: `Remove ${h.name} from Hyper-V Manager? Its virtual machines keep running; you can connect to it again later.`, confirmLabel: "Remove", onConfirm: () => removeHost.mutate({ id: h.id }) }) }),
     [host, role, refresh, removeHost, confirm],
   );
-  const vmItems = useMemo(() => (vm ? vmActionItems({ vm, role, pending: ops.pending[vm.vmId], ops, confirm }) : []), [vm, role, ops, confirm]);
+  const vmItems = useMemo(() => (vm ? vmActionItems({ vm, role, pending: ops.pending[vmKey(vm)], ops, confirm }) : []), [vm, role, ops, confirm]);
 
   const openMenu = (e: React.MouseEvent, items: ActionItem[]) => {
     e.preventDefault();
@@ -80,8 +82,8 @@ export function HyperVManager() {
             </div>
           ) : null}
           <div className="min-h-0 flex-[3] border border-border">
-            {host ? (
-              <VmList vms={vms.data ?? []} selectedId={vmId} pending={ops.pending} onSelect={setVmId} onContextMenu={(e) => openMenu(e, vmItems)} onKey={onListKey} />
+            {host || all ? (
+              <VmList vms={vms.data ?? []} selectedId={vmId} pending={ops.pending} servers={servers} onSelect={setVmId} onContextMenu={(e) => openMenu(e, vmItems)} onKey={onListKey} />
             ) : (
               <div className="flex h-full items-center justify-center bg-pane text-muted">{hosts.isLoading ? "Loading..." : "Connect to a server to manage its virtual machines (Action > Connect to Server...)."}</div>
             )}
@@ -102,10 +104,11 @@ export function HyperVManager() {
       <div className="flex h-[22px] items-center gap-4 border-t border-border bg-chrome px-2 text-muted" data-testid="status-bar">
         <span data-testid="live-status">{live.connected ? "Live updates connected" : "Live updates disconnected; reconnecting..."}</span>
         {host ? <span>{host.name}: {host.status === "connected" ? `${vms.data?.length ?? 0} virtual machines` : host.status}</span> : null}
+        {all ? <span>{hosts.data?.length ?? 0} servers, {vms.data?.length ?? 0} virtual machines</span> : null}
       </div>
       {menu ? <ContextMenu {...menu} onClose={() => setMenu(null)} /> : null}
       {modal?.kind === "connect" ? <ConnectServerDialog onClose={() => setModal(null)} onConnected={(id) => (setModal(null), setHostId(id))} /> : null}
-      {modal?.kind === "new-vm" ? <NewVmWizard hostId={modal.host.id} hostName={modal.host.name} onClose={() => setModal(null)} onCreated={(id) => (setModal(null), setVmId(id))} /> : null}
+      {modal?.kind === "new-vm" ? <NewVmWizard hostId={modal.host.id} hostName={modal.host.name} onClose={() => setModal(null)} onCreated={(id) => (setModal(null), setVmId(vmKey({ hostId: modal.host.id, vmId: id })))} /> : null}
       {modal?.kind === "settings" ? <HyperVSettingsDialog hostId={modal.host.id} hostName={modal.host.name} readOnly={role !== "Administrator"} onClose={() => setModal(null)} /> : null}
       {modal?.kind === "users" && me.data ? <UsersDialog me={me.data.name} onClose={() => setModal(null)} /> : null}
       {modal?.kind === "confirm" ? <ConfirmDialog request={modal.request} onClose={() => setModal(null)} /> : null}

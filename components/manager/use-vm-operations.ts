@@ -31,13 +31,14 @@ export function useVmOperations() {
 
   const track = useCallback(
     async (vm: Vm, label: string, failure: string, work: () => Promise<unknown>) => {
-      setPending((p) => ({ ...p, [vm.vmId]: label }));
+      const key = `${vm.hostId}/${vm.vmId}`;
+      setPending((p) => ({ ...p, [key]: label }));
       try {
         await work();
       } catch (err) {
         toast(`${failure} '${vm.name}'`, errorMessage(err));
       } finally {
-        setPending(({ [vm.vmId]: _, ...rest }) => rest);
+        setPending(({ [key]: _, ...rest }) => rest);
       }
     },
     [toast],

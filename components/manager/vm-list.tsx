@@ -16,7 +16,19 @@ import { VmIcon } from "./icons";
 const ROW = 20;
 const HEALTH_COLOR = { Normal: "", Warning: "text-warn", Critical: "text-crit" } as const;
 
-export function VmList({ vms, selectedId, pending, onSelect, onContextMenu, onKey }: { vms: Vm[]; selectedId: string | null; pending: Record<string, string>; onSelect(vmId: string): void; onContextMenu(e: React.MouseEvent, vm: Vm): void; onKey(e: React.KeyboardEvent): void }) {
+/** A row's key: a replica VM shares its id with its primary, so the host is part of it. */
+export const vmKey = (v: { hostId: string; vmId: string }) => `${v.hostId}/${v.vmId}`;
+
+export function VmList({ vms, selectedId, pending, servers, onSelect, onContextMenu, onKey }: {
+  vms: Vm[];
+  selectedId: string | null;
+  pending: Record<string, string>;
+  /** Host names by id: shows a Server column (the every-server view). */
+  servers?: Map<string, string>;
+  onSelect(key: string): void;
+  onContextMenu(e: React.MouseEvent, vm: Vm): void;
+  onKey(e: React.KeyboardEvent): void;
+}) {
   const now = useNow();
   const [sorting, setSorting] = useState<SortingState>([{ id: "name", desc: false }]);
   const [filter, setFilter] = useState("");
@@ -34,11 +46,12 @@ export function VmList({ vms, selectedId, pending, onSelect, onContextMenu, onKe
           </span>
         ),
       },
+      ...(servers ? [{ id: "server", header: "Server", accessorFn: (v: Vm) => servers.get(v.hostId) ?? "", size: 140 } satisfies ColumnDef<Vm>] : []),
       { id: "state", header: "State", accessorKey: "state", size: 90 },
       { id: "cpu", header: "CPU Usage", accessorFn: () => "", size: 80, enableSorting: false },
       { id: "memory", header: "Assigned Memory", accessorKey: "assignedMemoryMiB", size: 115, cell: ({ getValue }) => formatMemoryMB(getValue<number>()) },
       { id: "uptime", header: "Uptime", accessorFn: (v) => (v.upSince ? -Date.parse(v.upSince) : Number.NEGATIVE_INFINITY), size: 90, cell: ({ row }) => formatUptime(row.original.upSince, now) },
-      { id: "status", header: "Status", accessorFn: (v) => pending[v.vmId] ?? "", size: 150 },
+      { id: "status", header: "Status", accessorFn: (v) => pending[vmKey(v)] ?? "", size: 150 },
       {
         id: "health",
         header: "Replication Health",
@@ -50,7 +63,7 @@ export function VmList({ vms, selectedId, pending, onSelect, onContextMenu, onKe
         },
       },
     ],
-    [now, pending],
+    [now, pending, servers],
   );
   const table = useReactTable({
     data: vms,
@@ -62,7 +75,7 @@ export function VmList({ vms, selectedId, pending, onSelect, onContextMenu, onKe
     getCoreRowModel: getCoreRowModel(),
     getSortedRowModel: getSortedRowModel(),
     getFilteredRowModel: getFilteredRowModel(),
-    getRowId: (v) => v.vmId,
+    getRowId: vmKey,
   });
   const rows = table.getRowModel().rows;
   const scroller = useRef<HTMLDivElement>(null);

@@ -24,6 +24,8 @@ export function attachRealtime(http: HttpServer, db: Db): RealtimeServer {
     socket.on("host:unwatch", (id) => typeof id === "string" && void socket.leave(rooms.host(id)));
     socket.on("vm:watch", (id) => typeof id === "string" && void socket.join(rooms.vm(id)));
     socket.on("vm:unwatch", (id) => typeof id === "string" && void socket.leave(rooms.vm(id)));
+    socket.on("fleet:watch", () => void socket.join(rooms.allVms));
+    socket.on("fleet:unwatch", () => void socket.leave(rooms.allVms));
   });
   return io;
 }
@@ -33,8 +35,8 @@ export function realtimeNotifier(io: () => RealtimeServer | undefined): FleetNot
   return {
     hostChanged: (host) => io()?.to(rooms.dashboard).emit("host:update", host),
     hostRemoved: (hostId) => io()?.to(rooms.dashboard).emit("host:remove", hostId),
-    vmChanged: (vm) => io()?.to([rooms.host(vm.hostId), rooms.vm(vm.vmId)]).emit("vm:update", vm),
-    vmRemoved: (hostId, vmId) => io()?.to([rooms.host(hostId), rooms.vm(vmId)]).emit("vm:remove", { hostId, vmId }),
+    vmChanged: (vm) => io()?.to([rooms.host(vm.hostId), rooms.vm(vm.vmId), rooms.allVms]).emit("vm:update", vm),
+    vmRemoved: (hostId, vmId) => io()?.to([rooms.host(hostId), rooms.vm(vmId), rooms.allVms]).emit("vm:remove", { hostId, vmId }),
     events: (hostId, events) => io()?.to(rooms.host(hostId)).emit("events:new", events),
   };
 }

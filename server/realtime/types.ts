@@ -16,11 +16,16 @@ export interface ClientToServerEvents {
   "host:unwatch": (hostId: string) => void;
   "vm:watch": (vmId: string) => void;
   "vm:unwatch": (vmId: string) => void;
+  /** Every host's VMs (the Hyper-V Manager node). */
+  "fleet:watch": () => void;
+  "fleet:unwatch": () => void;
 }
 
 export const rooms = {
   /** Every signed-in browser: host status for the tree. */
   dashboard: "dashboard",
+  /** Browsers showing every host's VMs. */
+  allVms: "vms",
   host: (hostId: string) => `host:${hostId}`,
   vm: (vmId: string) => `vm:${vmId}`,
 };

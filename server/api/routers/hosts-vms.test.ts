@@ -125,6 +125,8 @@ describe("vms", () => {
     expect(vm.replication).toMatchObject({ mode: "Primary", health: "Normal", primaryServer: "hv01.lab.test", replicaServer: "hv02.lab.test", frequencySeconds: 30 });
     const replica = await waitFor("replica VM cached", async () => (await f.as("Viewer").vms.list({ hostId: hv02 })).find((v) => v.vmId === vmId), 10_000);
     expect(replica).toMatchObject({ isReplica: true, replication: { mode: "Replica" } });
+    const everywhere = (await f.as("Viewer").vms.list({})).filter((v) => v.vmId === vmId);
+    expect(everywhere.map((v) => [v.hostId, v.isReplica])).toEqual(expect.arrayContaining([[hv01, false], [hv02, true]]));
     await f.pair.primary.ok("POST", `/api/v1/vms/${vmId}/replication/pause`);
     await waitFor("paused: Warning", async () => {
       const v = await f.as("Viewer").vms.get({ hostId: hv01, vmId });

@@ -20,9 +20,10 @@ export const NewVmInput = HostRef.extend({
 });
 
 export const vmsRouter = router({
-  list: protectedProcedure.input(HostRef).query(async ({ ctx, input }) => {
-    await ctx.fleet.hostOrThrow(input.hostId);
-    return (await ctx.db.vm.findMany({ where: { hostId: input.hostId }, orderBy: { name: "asc" } })).map(vmView);
+  /** One host's VMs, or without hostId every host's (the Hyper-V Manager node). */
+  list: protectedProcedure.input(z.object({ hostId: z.string().min(1, "hostId is required").optional() })).query(async ({ ctx, input }) => {
+    if (input.hostId) await ctx.fleet.hostOrThrow(input.hostId);
+    return (await ctx.db.vm.findMany({ where: input.hostId ? { hostId: input.hostId } : {}, orderBy: { name: "asc" } })).map(vmView);
   }),
 
   get: protectedProcedure.input(VmRef).query(async ({ ctx, input }) => {
