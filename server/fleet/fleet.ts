@@ -2,11 +2,13 @@
  * The hosts the console manages: the registry in the database and one HostLink per host.
  * Errors meant for the user are FleetError (with the field they concern) or AgentCallError.
  */
-import type { Db } from "../console/db/client.js";
+import { Prisma, type Db } from "../console/db/client.js";
 import { AgentCallError, AgentClient } from "./agent-client.js";
-import type { AgentVm } from "./agent-schemas.js";
+import type { AgentRelationship, AgentVm } from "./agent-schemas.js";
+import { replicationHealth } from "./health.js";
 import { HostLink } from "./host-link.js";
 import { hostView, type FleetNotifier, type HostView } from "./views.js";
+import { vmView } from "./vm-model.js";
 
 export class FleetError extends Error {
   constructor(
@@ -19,8 +21,12 @@ export class FleetError extends Error {
   }
 }
 
+/** How often health is judged again without news from the agents ("no sync for an hour"). */
+const HEALTH_RECHECK_MS = 60_000;
+
 export class Fleet {
   private readonly links = new Map<string, HostLink>();
+  private recheck: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly db: Db,
@@ -30,9 +36,32 @@ export class Fleet {
   async start(): Promise<void> {
     const hosts = await this.db.host.findMany();
     for (const h of hosts) this.startLink(h);
+    this.recheck = setInterval(() => void this.recheckHealth().catch((err) => console.error("console: health recheck", err)), HEALTH_RECHECK_MS);
+    this.recheck.unref();
+  }
+
+  /**
+   * Judges every relationship's health again as of `now`: time alone turns a silent one
+   * Warning (no sync for an hour), also when its agent is unreachable and sends nothing.
+   */
+  async recheckHealth(now = Date.now()): Promise<number> {
+    const rows = await this.db.vm.findMany({ where: { relationship: { not: Prisma.DbNull } } });
+    let changed = 0;
+    for (const row of rows) {
+      const verdict = replicationHealth(row.relationship as unknown as AgentRelationship, now);
+      if (verdict.health === row.replicationHealth && JSON.stringify(verdict.reasons) === JSON.stringify(row.healthReasons)) continue;
+      const saved = await this.db.vm.update({
+        where: { hostId_vmId: { hostId: row.hostId, vmId: row.vmId } },
+        data: { replicationHealth: verdict.health, healthReasons: verdict.reasons },
+      });
+      this.notify.vmChanged(vmView(saved));
+      changed++;
+    }
+    return changed;
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.recheck);
     await Promise.all([...this.links.values()].map((l) => l.stop()));
     this.links.clear();
   }

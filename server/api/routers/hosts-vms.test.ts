@@ -127,6 +127,11 @@ describe("vms", () => {
     expect(replica).toMatchObject({ isReplica: true, replication: { mode: "Replica" } });
     const everywhere = (await f.as("Viewer").vms.list({})).filter((v) => v.vmId === vmId);
     expect(everywhere.map((v) => [v.hostId, v.isReplica])).toEqual(expect.arrayContaining([[hv01, false], [hv02, true]]));
+    // Time alone: two hours without a sync turns both sides Warning, even without agent news.
+    expect(await f.fleet.recheckHealth(Date.now() + 2 * 3600_000)).toBeGreaterThanOrEqual(2);
+    expect((await f.as("Viewer").vms.get({ hostId: hv02, vmId })).replication).toMatchObject({ health: "Warning", reasons: ["No replication data has been received for more than 1 hour."] });
+    await f.fleet.recheckHealth();
+    expect((await f.as("Viewer").vms.get({ hostId: hv02, vmId })).replication?.health).toBe("Normal");
     await f.pair.primary.ok("POST", `/api/v1/vms/${vmId}/replication/pause`);
     await waitFor("paused: Warning", async () => {
       const v = await f.as("Viewer").vms.get({ hostId: hv01, vmId });
