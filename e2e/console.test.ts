@@ -55,7 +55,7 @@ describe("the console in a browser", () => {
     expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Strict" });
     await connectServer(admin, pair.primary.url, "hv01.lab.test");
     await connectServer(admin, pair.replica.url, "hv02.lab.test");
-    await expect(admin.locator("[data-testid=host-tree] [role=treeitem]").count()).resolves.toBe(2);
+    await expect(admin.locator("[data-testid=host-tree] [role=treeitem][data-status]").count()).resolves.toBe(2);
     await shot(admin, "02-both-hosts");
   });
 
@@ -88,9 +88,29 @@ describe("the console in a browser", () => {
     await watcher.context().close();
   });
 
-  it("refuses a power action the agent refuses, with a message tied to the VM", async () => {
-    await pair.primary.ok("POST", `/api/v1/vms/${(await pair.primary.ok<{ id: string; name: string }[]>("GET", "/api/v1/vms")).find((v) => v.name === "web-07")!.id}/power`, { action: "pause" });
+  it("offers the same actions on right-click, and lists every server's VMs under Hyper-V Manager", async () => {
+    await admin.locator('[data-testid="vm-row-web-07"]').click({ button: "right" });
+    await expect(admin.locator("[data-testid=menu-shutdown]").isEnabled()).resolves.toBe(true);
+    await expect(admin.locator("[data-testid=menu-start]").isDisabled()).resolves.toBe(true);
+    await shot(admin, "04-context-menu");
+    await admin.keyboard.press("Escape");
+    await admin.click("[data-testid=host-all]");
+    await admin.waitForSelector('[data-testid="vm-row-web-07"] [data-col=server]');
+    await expect(admin.locator('[data-testid="vm-row-web-07"] [data-col=server]').textContent()).resolves.toBe("hv01.lab.test");
+    await admin.click('[data-testid="host-hv01.lab.test"]');
+  });
+
+  it("shows the agent's refusal as a message tied to the VM, and offers only what the state allows", async () => {
+    const vmId = (await pair.primary.ok<{ id: string; name: string }[]>("GET", "/api/v1/vms")).find((v) => v.name === "web-07")!.id;
+    // A menu opened before the VM changed on the agent offers Pause; the agent refuses it.
+    await admin.locator('[data-testid="vm-row-web-07"]').click({ button: "right" });
+    await pair.primary.ok("POST", `/api/v1/vms/${vmId}/power`, { action: "pause" });
     await admin.waitForSelector('[data-testid="vm-row-web-07"][data-state=Paused]', { timeout: 5000 });
+    await admin.click("[data-testid=menu-pause]");
+    const toast = admin.locator("[data-testid=toast]");
+    await expect(toast.textContent()).resolves.toMatch(/Could not pause 'web-07'.*Paused/);
+    await shot(admin, "05-refused-by-agent");
+    await admin.locator('[data-testid="vm-row-web-07"]').click();
     await expect(admin.locator("[data-testid=action-start]").isDisabled()).resolves.toBe(true);
     await expect(admin.locator("[data-testid=action-resume]").isEnabled()).resolves.toBe(true);
   });
@@ -100,7 +120,7 @@ describe("the console in a browser", () => {
     await admin.waitForSelector('[data-testid="host-hv02.lab.test"][data-status=unreachable]', { timeout: 5000 });
     await admin.click('[data-testid="host-hv02.lab.test"]');
     await expect(admin.locator("[data-testid=host-unreachable]").textContent()).resolves.toMatch(/refused|closed the connection/);
-    await shot(admin, "05-host-unreachable");
+    await shot(admin, "06-host-unreachable");
     await pair.replica.start();
     await admin.waitForSelector('[data-testid="host-hv02.lab.test"][data-status=connected]', { timeout: 10_000 });
   });
@@ -114,7 +134,7 @@ describe("the console in a browser", () => {
     await admin.fill("[data-testid=entry-0-trustGroup]", "SITE A!");
     await admin.click("[data-testid=settings-ok]");
     await expect(admin.locator('[data-testid="error-authorization.entries.0.trustGroup"]').textContent()).resolves.toContain("letters, digits");
-    await shot(admin, "06-replication-configuration");
+    await shot(admin, "07-replication-configuration");
     await admin.fill("[data-testid=entry-0-trustGroup]", "SITE-A");
     await admin.click("[data-testid=settings-ok]");
     await admin.waitForSelector("[data-testid=hyperv-settings]", { state: "detached" });
@@ -139,7 +159,7 @@ describe("the console in a browser", () => {
     const actions = viewer.locator("[data-testid=actions-pane] button");
     const enabled = await actions.evaluateAll((bs) => bs.filter((b) => !(b as HTMLButtonElement).disabled).map((b) => b.textContent));
     expect(enabled).toEqual(["Refresh"]);
-    await shot(viewer, "07-viewer");
+    await shot(viewer, "08-viewer");
     const vmId = (await pair.primary.ok<{ id: string; name: string }[]>("GET", "/api/v1/vms")).find((v) => v.name === "web-07")!.id;
     const hosts = await viewer.request.get("/api/trpc/hosts.list");
     const hostId = ((await hosts.json()) as { result: { data: { json: { id: string; name: string }[] } } }).result.data.json.find((h) => h.name === "hv01.lab.test")!.id;
