@@ -77,6 +77,14 @@ export class Agent {
       pool: this.pool,
       peers: this.peers,
       token: cfg.replication.token,
+      fence: async (vmId) => {
+        const vm = this.hypervisor!.find(vmId);
+        if (vm && vm.config.state !== "Off") await this.hypervisor!.power(vmId, "turn-off");
+      },
+      returnPath: (mode) => {
+        const s = this.settings!;
+        return s.enabled && s[mode].enabled ? { port: s[mode].port, authMode: mode } : null;
+      },
     }, () => ({ https: Boolean(this.replicationTls), http: Boolean(cfg.replication.token) }));
     await this.manager.start();
     await this.startReplicationListeners();

@@ -83,7 +83,7 @@ describe("recovery points and test failover, adversarially", () => {
   // BUG: RecoveryHistory.recording (recovery-history.ts) is false once every kept point was
   // pruned, although a view pinned on a pruned point (a running test failover) still needs
   // before-images: later cycles then show through in the test VM.
-  it.fails("a test VM from a kept point keeps that point's content after recoveryHistory drops to 0 and cycles go on", async () => {
+  it("a test VM from a kept point keeps that point's content after recoveryHistory drops to 0 and cycles go on", async () => {
     const DISK = 16 * MiB;
     const vmId = await replicated("tf-history-0", [DISK], { recoveryHistory: 2 });
     await pair.advanceClock(HOUR);
@@ -119,7 +119,7 @@ describe("recovery points and test failover, adversarially", () => {
   // instead") writes a resynchronization range without before-images, also into the transient
   // log of a view of the latest point that was opened before: a test failover started before
   // the resynchronization sees the repaired blocks appear under it.
-  it.fails("a test VM from the latest point started before a resynchronization never sees the resynchronization's writes", async () => {
+  it("a test VM from the latest point started before a resynchronization never sees the resynchronization's writes", async () => {
     const DISK = 16 * MiB;
     const vmId = await replicated("tf-resync-latest", [DISK]);
     const atTest = await diskHash(pair.replica, vmId);
@@ -144,7 +144,7 @@ describe("recovery points and test failover, adversarially", () => {
   // BUG: same cause, for a kept point: the resynchronization deletes the points (so nothing
   // records before-images any more) while a test VM pinned on one of them still reads
   // "disk + undo logs"; the resynchronization's writes and every later cycle show through.
-  it.fails("a test VM from a kept point keeps its content through a resynchronization and the cycles after it", async () => {
+  it("a test VM from a kept point keeps its content through a resynchronization and the cycles after it", async () => {
     const DISK = 16 * MiB;
     const vmId = await replicated("tf-resync-point", [DISK], { recoveryHistory: 2 });
     await pair.advanceClock(HOUR);
@@ -370,7 +370,7 @@ describe("recovery points and test failover, adversarially", () => {
   // (reconcile) that the cycle was applied, not that its point was made, so its lastPointAt
   // stays at the previous hour (primary.ts reconcile/pointDue) and its next cycle makes a
   // second point for the same hour, which takes a slot of recoveryHistory.
-  it.fails("makes exactly one point for the hour when the replica is killed while applying the cycle that makes it", async () => {
+  it("makes exactly one point for the hour when the replica is killed while applying the cycle that makes it", async () => {
     const { list } = await killWhileMakingAPoint("replica.after-apply");
     const hours = list.map((p) => p.at!.slice(0, 13));
     expect(hours, "one point per hour").toEqual([...new Set(hours)]);
@@ -535,7 +535,7 @@ describe("recovery points and test failover, adversarially", () => {
     await bad(P, "POST", rs, { at: "tomorrow" }, 400, "body.at");
     await bad(P, "POST", rs, { at: 1700000000000 }, 400, "body.at");
     await bad(P, "POST", rs, { at: "2026-13-01T00:00:00Z" }, 400, "body.at");
-    await bad(P, "POST", rs, { at: new Date(Date.now() + 8 * 24 * HOUR).toISOString() }, 400, "body.at");
+    await bad(P, "POST", rs, { at: new Date(Date.now() + 60 * 24 * HOUR).toISOString() }, 400, "body.at");
     await bad(P, "POST", rs, {}, 409, /Resynchronization required/);
     await bad(R, "POST", rs, {}, 409, /CONFLICT/);
     // PATCH.

@@ -171,7 +171,7 @@ async function forge(tls: Tls, method: string, path: string, body?: { type: stri
 function cycleBytes(relationshipId: string, seq: number): Buffer {
   const payload = Buffer.alloc(4096, 0xee);
   const data = encodeFrame({ type: FrameType.Data, flags: 0, disk: 0, seq, index: 0, offset: 0, length: payload.length }, payload);
-  const end = Buffer.from(JSON.stringify({ frames: 1, dataBytes: payload.length, relationshipId, base: seq - 1, marks: { point: null, recoveryHistory: 0, frequencySeconds: 300, resync: null, prepared: null }, mac: null }));
+  const end = Buffer.from(JSON.stringify({ frames: 1, dataBytes: payload.length, relationshipId, base: seq - 1, marks: { point: null, recoveryHistory: 0, frequencySeconds: 300, resync: null, prepared: false, returnPath: null }, mac: null }));
   const endHeader = encodeFrame({ type: FrameType.End, flags: 0, disk: 0, seq, index: 1, offset: 0, length: 0 }, end);
   return Buffer.concat([data, payload, endHeader, end]);
 }

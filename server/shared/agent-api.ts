@@ -167,10 +167,7 @@ export type EnableReplicationBody = z.infer<typeof EnableReplicationBody>;
 
 export const ResynchronizeBody = z.object({
   /** Start at this time (up to 7 days ahead) instead of now. */
-  at: z.iso
-    .datetime({ offset: true, message: "at must be an ISO 8601 date and time such as 2026-11-23T02:00:00Z" })
-    .refine((s) => Date.parse(s) <= Date.now() + 7 * 24 * 3600_000, "at must be at most 7 days ahead")
-    .optional(),
+  at: z.iso.datetime({ offset: true, message: "at must be an ISO 8601 date and time such as 2026-11-23T02:00:00Z" }).optional(),
 });
 
 export const UpdateReplicationBody = z
@@ -204,7 +201,15 @@ export const FailoverOptionsBody = z.object({
   start: z.boolean().default(true),
 });
 
-export const HandoverBody = z.object({ seq: z.number().int().min(0), reverse: z.boolean() });
+export const HandoverBody = z.object({ seq: z.number().int().min(0), reverse: z.boolean(), unplanned: z.boolean().default(false) });
+
+export const UnplannedFailoverBody = z.object({
+  /** A recovery point id from GET .../recovery-points, or "latest". */
+  pointId: z.union([z.literal("latest"), z.string().uuid("pointId must be 'latest' or a point id from GET .../recovery-points")]).default("latest"),
+  start: z.boolean().default(true),
+});
+
+export const ReverseReplicationBody = z.object({ replicaPort: Port.optional(), authMode: AuthMode.optional() });
 
 export const EventsQuery = z.object({
   after: z.coerce.number().int().min(0).default(0),

@@ -47,11 +47,13 @@ export const CycleMarks = z.strictObject({
   frequencySeconds: z.number().int().min(1).max(86400),
   /** A resynchronization cycle (only differing blocks of a range); `final` ends the resync. */
   resync: z.strictObject({ final: z.boolean() }).nullable(),
+  /** The primary is prepared for planned failover and this cycle carries its last changes. */
+  prepared: z.boolean(),
   /**
-   * The primary is prepared for planned failover and this cycle carries its last changes;
-   * where the replica reaches it to reverse replication.
+   * Where the replica reaches the primary's replication API (failover checks, handover,
+   * reverse replication): its port for the relationship's authentication, or null.
    */
-  prepared: z.strictObject({ port: z.number().int().min(1).max(65535), authMode: z.enum(["https", "http"]) }).nullable(),
+  returnPath: z.strictObject({ port: z.number().int().min(1).max(65535), authMode: z.enum(["https", "http"]) }).nullable(),
 });
 export type CycleMarks = z.infer<typeof CycleMarks>;
 

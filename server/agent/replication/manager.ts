@@ -10,6 +10,7 @@ import { PrimaryReplication, type CycleOutcome, type PrimaryDeps } from "./prima
 import type { ReplicaStore } from "./replica-store.js";
 import { TestFailovers } from "./failover/test-failover.js";
 import { PlannedFailover } from "./failover/planned.js";
+import { UnplannedFailover } from "./failover/unplanned.js";
 import { now } from "../util/clock.js";
 
 const LOSS_REASONS: Record<string, string> = {
@@ -23,6 +24,7 @@ export class ReplicationManager {
   private readonly primaries = new Map<string, PrimaryReplication>();
   readonly tests: TestFailovers;
   readonly planned: PlannedFailover;
+  readonly unplanned: UnplannedFailover;
 
   constructor(
     private readonly hostName: string,
@@ -33,6 +35,7 @@ export class ReplicationManager {
   ) {
     this.tests = new TestFailovers({ replicas, hypervisor, repo: deps.repo, events: deps.events });
     this.planned = new PlannedFailover({ hypervisor, repo: deps.repo, events: deps.events, peers: deps.peers, replicas, manager: this, settings: () => replicas.serverSettings() });
+    this.unplanned = new UnplannedFailover({ hypervisor, repo: deps.repo, events: deps.events, peers: deps.peers, replicas, manager: this });
     hypervisor.powerGuards.push((vm, action) => {
       const state = this.primaryOf(vm.id)?.record.state;
       if (action === "start" && state === "Prepared for planned failover") {
@@ -47,6 +50,7 @@ export class ReplicationManager {
   async start(): Promise<void> {
     await this.replicas.start();
     await this.tests.start();
+    await this.unplanned.start();
     for (const rec of this.deps.repo.all()) {
       if (rec.role !== "primary") continue;
       const vm = this.hypervisor.find(rec.vmId);
@@ -68,6 +72,7 @@ export class ReplicationManager {
   async stop(): Promise<void> {
     for (const p of this.primaries.values()) await p.stop();
     await this.tests.stop();
+    await this.unplanned.stop();
   }
 
   private primaryOf(vmId: string): PrimaryReplication | undefined {
@@ -85,6 +90,14 @@ export class ReplicationManager {
 
   all(): RelationshipRecord[] {
     return this.deps.repo.all().map((r) => (r.role === "primary" ? (this.primaries.get(r.id)?.record ?? r) : r));
+  }
+
+  /** For the split-brain check of this relationship's Replica server only. */
+  primaryStatus(id: string, peerName: string): { vmState: string; state: string } {
+    const rec = this.deps.repo.get(id);
+    if (!rec || rec.role !== "primary") throw notFound(`no primary relationship ${id} on this host`);
+    if (rec.replicaServer !== peerName) throw new AgentError(403, "FORBIDDEN", `'${peerName}' is not the Replica server of '${rec.vmName}'`);
+    return { vmState: this.hypervisor.get(rec.vmId).config.state, state: this.primaries.get(id)?.record.state ?? rec.state };
   }
 
   /** Takes over a primary record made by a failover (saved, tracked from now, scheduled). */
@@ -210,6 +223,7 @@ export class ReplicationManager {
   /** Resynchronize now, or at a time up to 7 days ahead (kept across restarts). */
   async resynchronize(vmId: string, at?: string): Promise<PrimaryRecord> {
     const p = this.primaryFor(vmId);
+    if (at && Date.parse(at) > now() + 7 * 24 * 3600_000) throw badRequest("body.at: at must be at most 7 days ahead");
     if (at && Date.parse(at) > now()) {
       if (p.record.state !== "Resynchronization required") throw conflict(`replication of '${p.record.vmName}' is ${p.record.state}; a resynchronization starts from Resynchronization required`);
       const rec = p.update({ resyncAt: new Date(Date.parse(at)).toISOString() });
@@ -262,6 +276,7 @@ export class ReplicationManager {
     const rec = this.oneFor(vmId);
     if (rec.role === "replica") {
       if (rec.testFailover) throw conflict(`a test failover of '${rec.vmName}' is running; stop it before removing replication`);
+      if (rec.failover) throw conflict(`'${rec.vmName}' is failed over; complete or cancel the failover before removing replication`);
       return this.replicas.remove(rec.id);
     }
     const p = this.primaries.get(rec.id)!;

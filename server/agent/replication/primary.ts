@@ -18,7 +18,7 @@ import { failpoint } from "../util/failpoints.js";
 import type { CycleAck } from "./replica-store.js";
 import { ackMac } from "./stream-auth.js";
 import type { CycleMarks } from "./frames.js";
-import { hourSlot, now } from "../util/clock.js";
+import { hourSlot, now, nowIso } from "../util/clock.js";
 import type { BlockHashesBody } from "../../shared/agent-api.js";
 import { BLOCK_SIZE } from "../tracking/tracked-disk.js";
 import { conflict } from "../errors.js";
@@ -46,6 +46,10 @@ export interface PrimaryDeps {
   peers: PeerClient;
   /** HTTP mode: the shared token signing the stream. */
   token?: string;
+  /** Turns the VM off at once: its replica was failed over, so it must not run as a second primary. */
+  fence: (vmId: string) => Promise<void>;
+  /** This host's replication endpoint for a mode, if it runs one (sent to the replica). */
+  returnPath: (mode: "https" | "http") => { port: number; authMode: "https" | "http" } | null;
 }
 
 export interface CycleOutcome {
@@ -63,7 +67,7 @@ export class PrimaryReplication {
   private stopped = false;
   private policyTimer: NodeJS.Timeout | undefined;
   /** Set while preparing a planned failover: cycles then tell the replica where to reverse to. */
-  preparing: CycleMarks["prepared"] = null;
+  preparing = false;
   private abort: AbortController | undefined;
 
   constructor(
@@ -171,12 +175,23 @@ export class PrimaryReplication {
     return this.running;
   }
 
+  /** The replica was failed over: this VM is turned off and may not start here any more. */
+  private async fenced(): Promise<void> {
+    this.setState("Failover complete", `the Replica server ${this.rec.replicaServer} failed this virtual machine over; it was turned off here and may not start as a second primary. Run Reverse Replication on ${this.rec.replicaServer} to make it the replica`);
+    await this.deps.fence(this.rec.vmId);
+    this.event("error", "replication.fenced", `'${this.rec.vmName}' was fenced: its Replica server ${this.rec.replicaServer} failed it over.`);
+  }
+
   private async reconcile(): Promise<void> {
     const status = await this.deps.peers.json<{ lastAppliedSeq: number; state: string }>(
       this.target,
       "GET",
       `/replication/v1/relationships/${this.rec.id}`,
     );
+    if (status.state === "Failed over (waiting for completion)" || status.state === "Failover complete") {
+      await this.fenced();
+      throw new Error(`the Replica server failed '${this.rec.vmName}' over`);
+    }
     if (status.lastAppliedSeq < this.rec.lastAckedSeq) {
       // The replica acknowledged cycles it no longer holds (restored from a backup, or an
       // acknowledgement that was never its own): what it lacks is unknown.
@@ -338,7 +353,8 @@ export class PrimaryReplication {
         recoveryHistory: this.rec.recoveryHistory,
         frequencySeconds: this.rec.frequencySeconds,
         resync: segment ? { final: segment.final } : null,
-        prepared: segment ? null : this.preparing,
+        prepared: !segment && this.preparing,
+        returnPath: this.deps.returnPath(this.rec.authMode),
       };
       const nonce = randomBytes(16).toString("hex");
       const auth = this.rec.authMode === "http" && this.deps.token ? { token: this.deps.token, nonce } : undefined;
@@ -363,7 +379,7 @@ export class PrimaryReplication {
       const latency = Date.now() - startedAt.getTime();
       this.update({
         lastAckedSeq: seq,
-        lastSyncAt: new Date().toISOString(),
+        lastSyncAt: nowIso(),
         lastPointAt: marks.point?.at ?? this.rec.lastPointAt,
         lastAppConsistentAt: marks.point?.kind === "application-consistent" ? marks.point.at : this.rec.lastAppConsistentAt,
         stats: {
@@ -398,15 +414,19 @@ export class PrimaryReplication {
       this.update({ reconcile: true, stats: { ...this.rec.stats, failedCycles: this.rec.stats.failedCycles + 1, lastError: message } });
       this.deps.repo.recordCycle({ relationshipId: this.rec.id, seq, status: "failed", startedAt: startedAt.toISOString(), changedBytes: stats.dataBytes, wireBytes: stats.wireBytes, error: message });
       const refused = err instanceof PeerError && (err.status === 401 || err.status === 403);
-      // Out of sequence: find out now whether the replica lost cycles it had acknowledged.
-      if (err instanceof PeerError && err.status === 409 && !resync) await this.reconcile().catch(() => undefined);
+      if (err instanceof PeerError && err.code === "FAILED_OVER") {
+        if (this.rec.state !== "Failover complete") await this.fenced();
+      } else if (err instanceof PeerError && err.status === 409 && !resync) {
+        // Out of sequence: find out now whether the replica lost cycles it had acknowledged.
+        await this.reconcile().catch(() => undefined);
+      }
       this.event("error", "replication.cycle-failed", `Cycle ${seq} of '${this.rec.vmName}' failed and will be retried; its changes stay pending: ${message}`, {
         seq,
         status: err instanceof PeerError ? err.status : undefined,
       });
       // Resynchronization required (set by reconcile) outranks a plain error, and a
       // resynchronization keeps its place and is retried.
-      if ((this.rec.lastAckedSeq >= 0 || refused) && this.rec.state !== "Resynchronization required" && this.rec.state !== "Resynchronizing") this.setState("Error", message);
+      if ((this.rec.lastAckedSeq >= 0 || refused) && !["Resynchronization required", "Resynchronizing", "Failover complete"].includes(this.rec.state)) this.setState("Error", message);
       return { seq, ok: false, changedBytes: stats.dataBytes, wireBytes: stats.wireBytes, error: message };
     }
   }

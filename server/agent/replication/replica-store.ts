@@ -19,6 +19,7 @@ import { emptyStats, type RelationshipRepo, type ReplicaRecord } from "../state/
 import { authorizePrimary } from "../transport/authorization.js";
 import { AgentError, badRequest, conflict, notFound } from "../errors.js";
 import { readFully } from "../util/files.js";
+import { hourSlot, nowIso } from "../util/clock.js";
 import { blockHashesMac, hashBlocks, HASH_BYTES } from "./block-hashes.js";
 import { SerialQueue } from "../util/serial-queue.js";
 import { failpoint } from "../util/failpoints.js";
@@ -274,6 +275,9 @@ export class ReplicaStore {
   private async receiveLocked(id: string, seq: number, base: number, source: AsyncIterable<Buffer>, peer: Peer, resync: boolean): Promise<CycleAck> {
     let rec = this.record(id);
     if (rec.state === "Suspended") throw conflict(`replication of '${rec.vmName}' is paused on the Replica server; resume it there first`);
+    if (rec.state === "Failed over (waiting for completion)" || rec.state === "Failover complete") {
+      throw new AgentError(409, "FAILED_OVER", `'${rec.vmName}' was failed over on the Replica server (${rec.state}); it accepts no more cycles from this primary, whose virtual machine must not run as a second primary`);
+    }
     if (rec.staged) throw conflict(`cycle ${rec.staged.seq} of '${rec.vmName}' is still waiting to be applied on the Replica server: ${rec.reason ?? "see its events"}`);
     // A resynchronization repairs whatever the replica holds, so it may skip numbers.
     if (base !== rec.lastAppliedSeq || (resync ? seq <= base : seq !== base + 1)) {
@@ -340,7 +344,7 @@ export class ReplicaStore {
         failpoint("replica.after-staged");
         await this.applyStaged(rec, frames, ranges);
       }
-      const appliedAt = new Date().toISOString();
+      const appliedAt = nowIso();
       const latency = Date.now() - started;
       rec = this.record(id);
       rec = {
@@ -406,10 +410,11 @@ export class ReplicaStore {
     const staged = rec.staged!;
     const history = await this.history(rec);
     // A resynchronization deletes the points instead (they no longer describe a history).
-    if (history.recording && !staged.marks?.resync) {
+    const forPoints = !staged.marks?.resync;
+    if (history.recording(forPoints)) {
       // Before-images first, durably: only then may the new data overwrite them.
       ranges ??= await rangesOf(staged.file);
-      await history.beforeApply(ranges);
+      await history.beforeApply(ranges, forPoints);
     }
     const writer = await DiskWriter.open(this.diskPaths(rec), this.deps.pool, false);
     try {
@@ -443,13 +448,23 @@ export class ReplicaStore {
     if (marks?.resync && rec.points.length > 0) {
       this.deps.events.emit({ severity: "warning", kind: "replica.points-deleted", vmId: rec.vmId, relationshipId: rec.id, message: `${rec.points.length} recovery point(s) of '${rec.vmName}' older than the resynchronization were deleted: they no longer describe a consistent history.`, data: { count: rec.points.length } });
     }
-    if (marks?.point && keep > 0) points.push(history.newPoint(seq, marks.point.at, marks.point.kind));
+    // One point per hour: a cycle retried after its acknowledgement was lost (the primary did
+    // not learn that its point was made) does not make a second one.
+    const newest = points.at(-1);
+    const makes = marks?.point && keep > 0 && !(newest && hourSlot(Date.parse(newest.at)) === hourSlot(Date.parse(marks.point.at)));
+    if (makes && marks?.point) points.push(history.newPoint(seq, marks.point.at, marks.point.kind));
     const pruned = points.length > keep ? points.slice(0, points.length - keep) : [];
     points = points.slice(pruned.length);
-    const prepared = marks?.prepared ? { seq, ...marks.prepared } : null;
-    this.deps.repo.save({ ...rec, points, prepared, recoveryHistory: keep, frequencySeconds: marks?.frequencySeconds ?? rec.frequencySeconds });
+    this.deps.repo.save({
+      ...rec,
+      points,
+      preparedSeq: marks?.prepared ? seq : null,
+      returnPath: marks?.returnPath ?? rec.returnPath ?? null,
+      recoveryHistory: keep,
+      frequencySeconds: marks?.frequencySeconds ?? rec.frequencySeconds,
+    });
     await history.sync(points);
-    if (marks?.point && keep > 0) {
+    if (makes) {
       const p = points.at(-1)!;
       this.deps.events.emit({ severity: "info", kind: "replica.point-created", vmId: rec.vmId, relationshipId: rec.id, message: `Recovery point of '${rec.vmName}' as of ${p.at} was created (${p.kind}, cycle ${seq}).`, data: { pointId: p.id, seq, at: p.at, kind: p.kind } });
     }
@@ -485,6 +500,21 @@ export class ReplicaStore {
     });
   }
 
+  /** Writes a kept point back into the replica disks (completing a failover to it). */
+  async restorePoint(id: string, pointId: string): Promise<number> {
+    return (await this.history(this.record(id))).restoreInPlace(pointId);
+  }
+
+  /** Deletes every kept point of a relationship (its disks are the only state left). */
+  async dropPoints(id: string): Promise<void> {
+    const rec = this.record(id);
+    const history = this.histories.get(id);
+    this.histories.delete(id);
+    await (await history?.catch(() => undefined))?.close();
+    await rm(join(rec.storageDir, ".points"), { recursive: true, force: true });
+    this.deps.repo.save({ ...this.record(id), points: [] });
+  }
+
   /** The replica relationship of a VM on this host, or a clear refusal. */
   replicaOfVm(vmId: string): ReplicaRecord {
     const vm = this.deps.hypervisor.get(vmId);
@@ -517,12 +547,15 @@ export class ReplicaStore {
         return { view: await history.view("latest"), rec: now, point: { id: "latest", kind: "latest", at: now.lastSyncAt, seq: now.lastAppliedSeq, sizeBytes: 0 } };
       });
     }
-    const p = rec.points.find((x) => x.id === pointId);
-    if (!p) throw notKept();
-    const view = await history.view(pointId).catch(() => {
-      throw notKept();
+    // Between cycles too: from here on the view records what each cycle overwrites.
+    return this.lock(rec.id).run(async () => {
+      const p = this.record(rec.id).points.find((x) => x.id === pointId);
+      if (!p) throw notKept();
+      const view = await history.view(pointId).catch(() => {
+        throw notKept();
+      });
+      return { view, rec, point: { id: p.id, kind: p.kind, at: p.at, seq: p.seq, sizeBytes: p.undoBytes } };
     });
-    return { view, rec, point: { id: p.id, kind: p.kind, at: p.at, seq: p.seq, sizeBytes: p.undoBytes } };
   }
 
   /** Pause or resume on the Replica server (a paused replica refuses cycles). */

@@ -139,7 +139,7 @@ const REL = "rel-0001";
 
 /** Sender options for cycle `seq` of REL, built on the cycle before it. */
 function sendOpts(seq: number, compress: boolean, extra: Partial<SendOptions> = {}): SendOptions {
-  return { relationshipId: REL, seq, base: seq - 1, compress, marks: { point: null, recoveryHistory: 0, frequencySeconds: 30, resync: null, prepared: null }, ...extra };
+  return { relationshipId: REL, seq, base: seq - 1, compress, marks: { point: null, recoveryHistory: 0, frequencySeconds: 30, resync: null, prepared: false, returnPath: null }, ...extra };
 }
 
 function expectations(disks: MemDisk[], seq: number, auth?: StreamAuth, extra: Partial<ReceiveExpectations> = {}): ReceiveExpectations {

@@ -30,5 +30,5 @@ export function ackMac(token: string, b: StreamBinding, streamMacHex: string): s
 /** The end frame's fields other than the MAC, in a fixed order: signed after the frames. */
 export function endMacInput(end: Omit<EndPayload, "mac">): string {
   const m = end.marks;
-  return JSON.stringify([end.frames, end.dataBytes, end.relationshipId, end.base, m.point?.kind ?? null, m.point?.at ?? null, m.recoveryHistory, m.frequencySeconds, m.resync ? (m.resync.final ? "resync-final" : "resync") : null, m.prepared ? `${m.prepared.authMode}:${m.prepared.port}` : null]);
+  return JSON.stringify([end.frames, end.dataBytes, end.relationshipId, end.base, m.point?.kind ?? null, m.point?.at ?? null, m.recoveryHistory, m.frequencySeconds, m.resync ? (m.resync.final ? "resync-final" : "resync") : null, m.prepared, m.returnPath ? `${m.returnPath.authMode}:${m.returnPath.port}` : null]);
 }

@@ -87,9 +87,13 @@ export interface ReplicaRecord extends Common {
   points: RecoveryPointRecord[];
   /** The test failover VM running from this replica, if any. */
   /** The primary's last cycle before a planned failover (marks.prepared), until another cycle. */
-  prepared?: { seq: number; port: number; authMode: AuthMode } | null;
+  preparedSeq?: number | null;
+  /** Where the primary's replication API answers, as its last cycle said. */
+  returnPath?: { port: number; authMode: AuthMode } | null;
   testFailover?: { testVmId: string; pointId: string; pointAt: string | null; seq: number; startedAt: string } | null;
   lastTestFailoverAt?: string | null;
+  /** An unplanned failover in progress: the VM runs from this point on overlays. */
+  failover?: { pointId: string; pointAt: string | null; seq: number; startedAt: string; previousState: ReplicationState; completing: boolean } | null;
 }
 
 export type RelationshipRecord = PrimaryRecord | ReplicaRecord;

@@ -12,7 +12,9 @@ import {
   FailoverOptionsBody,
   ReplicaServerSettings,
   ResynchronizeBody,
+  ReverseReplicationBody,
   TestFailoverBody,
+  UnplannedFailoverBody,
   UpdateReplicationBody,
   VmId,
   WorkloadSpec,
@@ -201,6 +203,19 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
     const role = ctx.replication.forVm(vmId)[0]?.role;
     if (role === "primary") return { steps: await ctx.replication.planned.run(vmId, opts) };
     return ctx.replication.planned.failOver(vmId, opts);
+  });
+
+  app.post("/api/v1/vms/:vmId/replication/failover", async (req) => {
+    const { vmId } = parse(VmParams, req.params, "params");
+    const { pointId, start } = parse(UnplannedFailoverBody, req.body ?? {}, "body");
+    return ctx.replication.unplanned.failOver(vmId, pointId, start);
+  });
+  app.post("/api/v1/vms/:vmId/replication/failover/cancel", async (req) => ctx.replication.unplanned.cancel(parse(VmParams, req.params, "params").vmId));
+  app.post("/api/v1/vms/:vmId/replication/failover/complete", async (req) => ctx.replication.unplanned.complete(parse(VmParams, req.params, "params").vmId));
+  app.post("/api/v1/vms/:vmId/replication/reverse", async (req) => {
+    const { vmId } = parse(VmParams, req.params, "params");
+    const body = parse(ReverseReplicationBody, req.body ?? {}, "body");
+    return ctx.replication.unplanned.reverse(vmId, { port: body.replicaPort, authMode: body.authMode });
   });
 
   app.post("/api/v1/vms/:vmId/replication/resynchronize", async (req) => {

@@ -55,8 +55,8 @@ export class PeerClient {
     else cb(null, fixed, family);
   };
 
-  private request(target: PeerTarget, method: string, path: string, headers: Record<string, string>, nonce = randomBytes(16).toString("hex")): http.ClientRequest {
-    const base = { host: target.server, port: target.port, method, path, lookup: this.lookup as never, timeout: 60_000 };
+  private request(target: PeerTarget, method: string, path: string, headers: Record<string, string>, nonce = randomBytes(16).toString("hex"), timeout = 60_000): http.ClientRequest {
+    const base = { host: target.server, port: target.port, method, path, lookup: this.lookup as never, timeout };
     if (target.mode === "https") {
       if (!this.httpsAgent) throw new PeerError(0, "NO_CERTIFICATE", "this host has no certificate configured; HTTPS replication needs replication.tls in the agent config");
       return https.request({ ...base, agent: this.httpsAgent, servername: target.server, headers });
@@ -72,9 +72,9 @@ export class PeerClient {
   }
 
   /** A JSON request; an error answer becomes a PeerError with the peer's own message. */
-  async json<T>(target: PeerTarget, method: string, path: string, body?: unknown, nonce?: string): Promise<T> {
+  async json<T>(target: PeerTarget, method: string, path: string, body?: unknown, nonce?: string, timeoutMs?: number): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = this.request(target, method, path, payload ? { "content-type": "application/json" } : {}, nonce);
+    const req = this.request(target, method, path, payload ? { "content-type": "application/json" } : {}, nonce, timeoutMs);
     return this.exchange<T>(target, req, async () => {
       req.end(payload);
     });
@@ -112,7 +112,7 @@ export class PeerClient {
         if (own) return reject(own);
         reject(err instanceof PeerError ? err : new PeerError(0, "UNREACHABLE", `cannot reach ${where}: ${err.message}`));
       };
-      req.on("timeout", () => fail(new Error("no answer within 60 s")));
+      req.on("timeout", () => fail(new Error("no answer in time")));
       req.on("error", fail);
       req.on("response", (res) => {
         const chunks: Buffer[] = [];

@@ -115,8 +115,14 @@ export function registerReplicationApi(app: FastifyInstance, via: "https" | "htt
   /** From the replica: the failover's handover on the (former) primary. */
   app.post("/replication/v1/relationships/:id/handover", async (req) => {
     const { id } = parse(z.object({ id: z.string().uuid() }), req.params, "params");
-    const { seq, reverse } = parse(HandoverBody, req.body, "body");
-    return manager.planned.handover(id, seq, reverse, req.peer!);
+    const { seq, reverse, unplanned } = parse(HandoverBody, req.body, "body");
+    return manager.planned.handover(id, seq, reverse, req.peer!, unplanned);
+  });
+
+  /** From the replica, before an unplanned failover: is the primary VM running here? */
+  app.get("/replication/v1/relationships/:id/primary", async (req) => {
+    const { id } = parse(z.object({ id: z.string().uuid() }), req.params, "params");
+    return manager.primaryStatus(id, req.peer!.name);
   });
 
   app.post("/replication/v1/relationships/:id/block-hashes", async (req) => {

@@ -49,6 +49,26 @@ export class LabVm implements ReplicableVm {
     return d;
   }
 
+  /**
+   * Swaps the VM's disks (failover onto overlays and back), with guest I/O held meanwhile;
+   * `before` runs first in the same pause (committing overlays into the images).
+   */
+  async replaceDisks(next: Map<number, GuestDisk>, before?: () => Promise<void>): Promise<void> {
+    await this.queue.run(async () => {
+      await before?.();
+      for (const d of this.disks.values()) await d.close();
+      this.disks.clear();
+      for (const [i, d] of next) this.disks.set(i, d);
+    });
+  }
+
+  /** Opens the VM's own raw images again (after running from overlays). */
+  async rawDisks(): Promise<Map<number, GuestDisk>> {
+    const disks = new Map<number, GuestDisk>();
+    for (const d of this.config.disks) disks.set(d.index, await TrackedDisk.open(d.index, join(this.dir, d.file), d.sizeBytes));
+    return disks;
+  }
+
   private tracked(index: number): TrackedDisk {
     const d = this.disk(index);
     if (!(d instanceof TrackedDisk)) throw conflict(`'${this.config.name}' is a test failover virtual machine; it cannot be replicated`);

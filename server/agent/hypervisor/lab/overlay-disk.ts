@@ -12,6 +12,9 @@ const B = 4096;
 
 export class OverlayDisk {
   private readonly written = new BlockSet();
+  /** Written block ranges in write order (for committing them), as the map file has them. */
+  private readonly ranges: [number, number][] = [];
+  private mapTail = 0;
 
   private constructor(
     readonly index: number,
@@ -20,13 +23,42 @@ export class OverlayDisk {
     readonly sizeBytes: number,
     private readonly fh: FileHandle,
     private readonly base: (offset: number, length: number) => Promise<Buffer>,
+    /** Which blocks the overlay holds, kept across restarts (failover VMs); none for tests. */
+    private readonly map: FileHandle | undefined,
   ) {}
 
-  /** Creates an empty overlay file over `base`, which reads the view's bytes of this disk. */
-  static async create(index: number, path: string, sizeBytes: number, base: (offset: number, length: number) => Promise<Buffer>): Promise<OverlayDisk> {
+  /**
+   * Creates an empty overlay file over `base`, which reads the view's bytes of this disk.
+   * With `mapPath`, which blocks were written is kept in a file, so `open` can resume it.
+   */
+  static async create(index: number, path: string, sizeBytes: number, base: (offset: number, length: number) => Promise<Buffer>, mapPath?: string): Promise<OverlayDisk> {
     const fh = await open(path, "wx+");
     await fh.truncate(sizeBytes);
-    return new OverlayDisk(index, path, sizeBytes, fh, base);
+    const map = mapPath ? await open(mapPath, "wx+") : undefined;
+    return new OverlayDisk(index, path, sizeBytes, fh, base, map);
+  }
+
+  /** Reopens an overlay created with a map file, after a restart. */
+  static async open(index: number, path: string, sizeBytes: number, base: (offset: number, length: number) => Promise<Buffer>, mapPath: string): Promise<OverlayDisk> {
+    const fh = await open(path, "r+");
+    const map = await open(mapPath, "r+");
+    const disk = new OverlayDisk(index, path, sizeBytes, fh, base, map);
+    const bytes = await map.readFile();
+    // A record torn by a crash is a write that was never acknowledged: dropped.
+    const whole = bytes.length - (bytes.length % 16);
+    for (let at = 0; at < whole; at += 16) disk.remember(Number(bytes.readBigUInt64LE(at)), Number(bytes.readBigUInt64LE(at + 8)));
+    disk.mapTail = whole;
+    return disk;
+  }
+
+  private remember(from: number, to: number): void {
+    this.written.addRange(from, to);
+    this.ranges.push([from, to]);
+  }
+
+  /** The written block ranges, in the order they were written (may repeat). */
+  writtenRanges(): readonly [number, number][] {
+    return this.ranges;
   }
 
   /** Test failover VMs are never replicated. */
@@ -75,10 +107,20 @@ export class OverlayDisk {
       whole = merged;
     }
     await writeFully(this.fh, whole, from);
-    this.written.addRange(from / B, to / B);
+    // The data first: a crash in between loses a write that was never acknowledged, while
+    // the other order would show the blocks before their data reached the overlay.
+    if (this.map) {
+      const rec = Buffer.alloc(16);
+      rec.writeBigUInt64LE(BigInt(from / B), 0);
+      rec.writeBigUInt64LE(BigInt(to / B), 8);
+      await writeFully(this.map, rec, this.mapTail);
+      this.mapTail += 16;
+    }
+    this.remember(from / B, to / B);
   }
 
   async close(): Promise<void> {
     await this.fh.close();
+    await this.map?.close();
   }
 }

@@ -100,10 +100,10 @@ export class PlannedFailover {
     if (failed) throw refused(`planned failover of ${vmId} cannot start: ${failed.step.toLowerCase()} failed (${failed.detail})`, steps);
     const p = this.deps.manager.primaryFor(vmId);
     if (p.record.state === "Prepared for planned failover") return { steps: [...steps, { step: "Send data that has not been replicated to Replica server", ok: true, detail: `already prepared at cycle ${p.record.lastAckedSeq}` }], record: p.record };
-    p.preparing = this.reverseEndpoint(p) as { port: number; authMode: "https" | "http" };
+    p.preparing = true;
     const outcome = await p.replicateNow();
     if (!outcome?.ok) {
-      p.preparing = null;
+      p.preparing = false;
       steps.push({ step: "Send data that has not been replicated to Replica server", ok: false, detail: outcome?.error ?? "no cycle could run" });
       throw refused(`planned failover of '${p.record.vmName}' stopped: the last changes could not be sent (${outcome?.error})`, steps);
     }
@@ -117,7 +117,7 @@ export class PlannedFailover {
   cancel(vmId: string): PrimaryRecord {
     const p = this.deps.manager.primaryFor(vmId);
     if (p.record.state !== "Prepared for planned failover") throw conflict(`'${p.record.vmName}' is not prepared for planned failover (replication is ${p.record.state})`);
-    p.preparing = null;
+    p.preparing = false;
     p.setState("Replicating");
     p.start();
     return p.record;
@@ -142,8 +142,8 @@ export class PlannedFailover {
     const rec = this.deps.replicas.replicaOfVm(vmId);
     if (from && from.name !== rec.primaryServer) throw new AgentError(403, "FORBIDDEN", `'${from.name}' is not the primary server of '${rec.vmName}'`);
     const steps: Step[] = [];
-    const prepared = rec.prepared;
-    const ready = prepared !== null && prepared !== undefined && prepared.seq === rec.lastAppliedSeq && !rec.staged;
+    const prepared = rec.returnPath;
+    const ready = prepared !== null && prepared !== undefined && rec.preparedSeq === rec.lastAppliedSeq && !rec.staged;
     steps.push({ step: "Check the primary's last changes are applied", ok: ready, detail: ready ? `cycle ${rec.lastAppliedSeq}` : "the primary has not been prepared for planned failover (or cycles arrived since); prepare it first, or use Failover for an unplanned failover" });
     if (rec.testFailover) steps.push({ step: "Check no test failover is running", ok: false, detail: `stop the test failover of '${rec.vmName}' first` });
     const failed = steps.find((s) => !s.ok);
@@ -203,24 +203,36 @@ export class PlannedFailover {
    * On the former primary, asked by its replica: hand over at cycle `seq`. With `reverse`,
    * its VM becomes the replica of the new primary; otherwise it is fenced (may not start).
    */
-  async handover(id: string, seq: number, reverse: boolean, peer: Peer): Promise<{ state: string }> {
+  async handover(id: string, seq: number, reverse: boolean, peer: Peer, unplanned = false): Promise<{ state: string }> {
     const rec = this.deps.repo.get(id);
     if (!rec) throw new AgentError(404, "NOT_FOUND", `no relationship ${id} on this host`);
     if (rec.role === "replica") {
       // Already handed over (a retried failover): the same answer again.
-      if (rec.primaryServer === peer.name && rec.lastAppliedSeq === seq) return { state: rec.state };
+      if (rec.primaryServer === peer.name && (unplanned || rec.lastAppliedSeq === seq)) return { state: rec.state };
       throw conflict(`relationship ${id} is already the replica side here, from ${rec.primaryServer} at cycle ${rec.lastAppliedSeq}`);
     }
     if (rec.replicaServer !== peer.name) throw new AgentError(403, "FORBIDDEN", `'${peer.name}' is not the Replica server of '${rec.vmName}'`);
-    if (rec.state === "Failover complete" && !reverse) return { state: rec.state };
     const p = this.deps.manager.primaryFor(rec.vmId);
+    const vm = this.deps.hypervisor.get(rec.vmId);
+    if (unplanned) {
+      // The replica failed over without us: whatever this VM wrote since is given up, and it
+      // is turned off before it becomes the replica. A resynchronization follows.
+      if (vm.config.state !== "Off") await this.deps.hypervisor.power(rec.vmId, "turn-off");
+      return this.becomeReplica(rec, p.record.lastAckedSeq, peer, "Resynchronizing");
+    }
+    if (rec.state === "Failover complete" && !reverse) return { state: rec.state };
     if (rec.state !== "Prepared for planned failover" && rec.state !== "Failover complete") throw conflict(`'${rec.vmName}' is not prepared for planned failover here (replication is ${rec.state}); prepare it first`);
     if (p.record.lastAckedSeq !== seq) throw conflict(`'${rec.vmName}' was prepared at cycle ${p.record.lastAckedSeq}, not ${seq}: changes would be lost; prepare it again`);
-    const vm = this.deps.hypervisor.get(rec.vmId);
     if (!reverse) {
       p.setState("Failover complete", `failed over to ${peer.name}; run Reverse Replication there to make this virtual machine its replica`);
       return { state: "Failover complete" };
     }
+    return this.becomeReplica(rec, seq, peer, "Replicating");
+  }
+
+  /** This host's primary side of a relationship becomes the replica side, fenced first. */
+  private async becomeReplica(rec: PrimaryRecord, seq: number, peer: Peer, state: "Replicating" | "Resynchronizing"): Promise<{ state: string }> {
+    const vm = this.deps.hypervisor.get(rec.vmId);
     const authorized = this.deps.replicas.authorize(peer);
     // Fence first: from here on this VM never starts as a second primary.
     vm.config = { ...vm.config, replicaOf: { primaryServer: peer.name } };
@@ -234,7 +246,7 @@ export class PlannedFailover {
       primaryServer: peer.name,
       trustGroup: authorized.trustGroup,
       storageDir: vm.dir,
-      state: "Replicating",
+      state,
       frequencySeconds: rec.frequencySeconds,
       disks: rec.disks,
       createdAt: new Date().toISOString(),

@@ -56,19 +56,20 @@ export class RecoveryHistory {
     return h;
   }
 
-  /** Whether cycles must record before-images now. */
-  get recording(): boolean {
-    return this.logs.length > 0 || this.transient.size > 0;
+  /** Whether a cycle must record before-images (for kept points, or only for open views). */
+  recording(forPoints: boolean): boolean {
+    return (forPoints && this.logs.length > 0) || this.transient.size > 0;
   }
 
   /**
    * Makes the before-images of every range a cycle will write durable, in the newest point's
-   * log and in the logs of live views of the latest point. Returns the bytes recorded.
+   * log (unless `forPoints` is false: a resynchronization deletes the points instead) and in
+   * the logs of open views. Returns the bytes recorded.
    */
-  async beforeApply(ranges: Range[]): Promise<number> {
+  async beforeApply(ranges: Range[], forPoints = true): Promise<number> {
     const targets = [...this.transient];
     const newest = this.logs.at(-1);
-    if (newest) targets.push(newest.log);
+    if (newest && forPoints) targets.push(newest.log);
     if (targets.length === 0) return 0;
     const files = new Map<number, FileHandle>();
     try {
@@ -108,27 +109,42 @@ export class RecoveryHistory {
     return new Map(this.logs.map(({ point, log }) => [point.id, log.bytes]));
   }
 
-  /** A read-only view of a kept point, or of the latest state when pointId is "latest". */
-  async view(pointId: string): Promise<PointView> {
-    if (pointId === "latest") {
-      const log = await UndoLog.open(join(this.dir, `view-${randomUUID()}.undo`), 0);
-      this.transient.add(log);
-      return new PointView(this.diskPaths(), () => [log], async () => {
-        this.transient.delete(log);
-        await log.remove();
-      });
-    }
+  /**
+   * Writes a kept point back into the replica disks: the undo logs from the newest down to the
+   * point's own, so the oldest before-image of each block is the one that stays. Idempotent.
+   */
+  async restoreInPlace(pointId: string): Promise<number> {
     const i = this.logs.findIndex((l) => l.point.id === pointId);
     if (i < 0) throw new Error(`recovery point ${pointId} is not kept`);
-    const first = this.logs[i]!.point.seq;
-    // The logs from this point on stay readable for the view even if pruned meanwhile;
-    // logs of points created later join as they appear.
+    const files = new Map<number, FileHandle>();
+    try {
+      for (const [d, p] of this.diskPaths()) files.set(d, await open(p, "r+"));
+      let bytes = 0;
+      for (let j = this.logs.length - 1; j >= i; j--) bytes += await this.logs[j]!.log.copyTo(files);
+      for (const fh of files.values()) await fh.datasync();
+      return bytes;
+    } finally {
+      for (const fh of files.values()) await fh.close();
+    }
+  }
+
+  /**
+   * A read-only view of a kept point, or of the latest state when pointId is "latest"; for the
+   * latest, call it between cycles. Every view records, in a log of its own, what each later
+   * cycle overwrites (resynchronizations included), so it stays fixed whatever happens to the
+   * kept points meanwhile: pruned, deleted by a resynchronization, or joined by new ones. The
+   * point's own logs stay readable for it even when pruned.
+   */
+  async view(pointId: string): Promise<PointView> {
+    const i = pointId === "latest" ? this.logs.length : this.logs.findIndex((l) => l.point.id === pointId);
+    if (i < 0) throw new Error(`recovery point ${pointId} is not kept`);
     const pinned = this.logs.slice(i).map((l) => l.log.retain());
-    const logs = () => {
-      const later = this.logs.filter((l) => l.point.seq > first && !pinned.includes(l.log)).map((l) => l.log);
-      return [...pinned, ...later];
-    };
-    return new PointView(this.diskPaths(), logs, async () => {
+    const own = await UndoLog.open(join(this.dir, `view-${randomUUID()}.undo`), 0);
+    this.transient.add(own);
+    const logs = [...pinned, own];
+    return new PointView(this.diskPaths(), () => logs, async () => {
+      this.transient.delete(own);
+      await own.remove();
       for (const log of pinned) await log.release();
     });
   }

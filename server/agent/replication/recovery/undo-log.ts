@@ -163,6 +163,20 @@ export class UndoLog {
     }
   }
 
+  /** Writes every before-image back onto the disks (restoring a point in place). */
+  async copyTo(files: Map<number, FileHandle>): Promise<number> {
+    let bytes = 0;
+    for (const [disk, list] of this.entries) {
+      const fh = files.get(disk);
+      if (!fh) continue;
+      for (const e of list) {
+        await writeFully(fh, await readFully(this.fh, Buffer.allocUnsafe(e.length), e.at), e.offset);
+        bytes += e.length;
+      }
+    }
+    return bytes;
+  }
+
   /** Readers keep a log open while they use it, even after it was pruned. */
   retain(): this {
     this.refs++;
