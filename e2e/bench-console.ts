@@ -82,7 +82,7 @@ async function main(): Promise<void> {
     await page.setViewportSize({ width: 1400, height: 1000 });
     let t = Date.now();
     for (const a of agents) {
-      const r = await trpcMutation(page, "hosts.add", { address: a.url, token: MGMT_TOKEN });
+      const r = await trpcMutation(page, "hosts.add", { auth: "token", address: a.url, token: MGMT_TOKEN });
       if (r.status !== 200) throw new Error(`enrolling ${a.opts.hostName}: ${JSON.stringify(r.body)}`);
     }
     const total = HOSTS * PER_HOST;

@@ -12,11 +12,12 @@ export function ConnectServerDialog({ onClose, onConnected }: { onClose(): void;
   const trpc = useTRPC();
   const [address, setAddress] = useState("http://");
   const [token, setToken] = useState("");
+  const [auth, setAuth] = useState<"token" | "certificate">("token");
   const add = useMutation(trpc.hosts.add.mutationOptions({ onSuccess: (h) => onConnected(h.id) }));
   const fields = fieldErrors(add.error);
   const submit = (e?: FormEvent) => {
     e?.preventDefault();
-    add.mutate({ address, token });
+    add.mutate(auth === "token" ? { auth, address, token } : { auth, address });
   };
   return (
     <Dialog
@@ -33,13 +34,29 @@ export function ConnectServerDialog({ onClose, onConnected }: { onClose(): void;
       }
     >
       <form onSubmit={submit}>
-        <p className="mb-3">Connect to the Replica Manager agent of another computer. The agent prints its management address and token when it starts.</p>
+        <p className="mb-3">Connect to the Replica Manager agent of another computer: its management address, and how the console proves who it is.</p>
         <Field label="Agent address:" htmlFor="address" error={fields.address}>
           <input id="address" data-testid="connect-address" className={inputClass} value={address} onChange={(e) => setAddress(e.target.value)} aria-invalid={!!fields.address} />
         </Field>
-        <Field label="Management token:" htmlFor="token" error={fields.token}>
-          <input id="token" data-testid="connect-token" type="password" className={inputClass} value={token} onChange={(e) => setToken(e.target.value)} aria-invalid={!!fields.token} />
-        </Field>
+        <fieldset className="mb-2 border border-border-light p-2">
+          <legend className="px-1">Connect using</legend>
+          <label className="flex items-center gap-2">
+            <input type="radio" name="auth" data-testid="connect-auth-token" checked={auth === "token"} onChange={() => setAuth("token")} />
+            The agent&apos;s management token (HTTP; lab setups)
+          </label>
+          {auth === "token" ? (
+            <div className="ml-6">
+              <Field label="Management token:" htmlFor="token" error={fields.token}>
+                <input id="token" data-testid="connect-token" type="password" className={inputClass} value={token} onChange={(e) => setToken(e.target.value)} aria-invalid={!!fields.token} />
+              </Field>
+            </div>
+          ) : null}
+          <label className="flex items-center gap-2">
+            <input type="radio" name="auth" data-testid="connect-auth-certificate" checked={auth === "certificate"} onChange={() => setAuth("certificate")} />
+            The console&apos;s certificate (HTTPS with mutual TLS)
+          </label>
+          {fields.auth ? <div className="ml-6 text-crit" data-testid="error-auth">{fields.auth.join("; ")}</div> : null}
+        </fieldset>
         {add.error && !Object.keys(fields).length ? <div className="text-crit" role="alert">{errorMessage(add.error)}</div> : null}
         <button type="submit" hidden />
       </form>

@@ -8,6 +8,7 @@ import next from "next";
 import { ROOT } from "../agent/agent-process.js";
 import { trpcHandler, TRPC_PATH } from "../api/http.js";
 import { Fleet } from "../fleet/fleet.js";
+import { loadConsoleTls } from "../fleet/transport.js";
 import { attachRealtime, realtimeNotifier, type RealtimeServer } from "../realtime/socket.js";
 import { ensureAdministrator } from "./auth/first-run.js";
 import { readCookie, userOfSession } from "./auth/sessions.js";
@@ -48,7 +49,8 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   const handleNext = app.getRequestHandler();
 
   let io: RealtimeServer | undefined;
-  const fleet = new Fleet(db, realtimeNotifier(() => io));
+  const tls = loadConsoleTls({ cert: env.RM_AGENT_TLS_CERT, key: env.RM_AGENT_TLS_KEY, ca: env.RM_AGENT_TLS_CA });
+  const fleet = new Fleet(db, realtimeNotifier(() => io), tls);
   const trpc = trpcHandler({ db, fleet, sessionHours: env.RM_SESSION_HOURS });
 
   const http = createServer((req: IncomingMessage, res: ServerResponse) => {

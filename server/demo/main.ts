@@ -113,7 +113,7 @@ async function enrol(console_: RunningConsole, agents: AgentProcess[], token: st
   const known = new Set((await console_.fleet.hosts()).map((h) => h.address));
   for (const a of agents) {
     if (known.has(a.url)) continue;
-    await console_.fleet.addHost({ address: a.url, token });
+    await console_.fleet.addHost({ auth: "token", address: a.url, token });
     await console_.db.auditEntry.create({ data: { userName: "system", action: "hosts.add", target: `address=${a.url}`, result: "success", input: { demo: true } } });
   }
 }

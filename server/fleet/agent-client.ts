@@ -6,6 +6,7 @@
 import type { z } from "zod";
 import { AgentErrorBody, AgentHostInfo, AgentVm } from "./agent-schemas.js";
 import { describe } from "./event-stream.js";
+import { agentFetch, type AgentAuth } from "./transport.js";
 import { ReplicaServerSettings, type CreateVmBody, type PowerAction } from "../shared/agent-api.js";
 
 export class AgentCallError extends Error {
@@ -25,15 +26,15 @@ const TIMEOUT_MS = 15_000;
 export class AgentClient {
   constructor(
     readonly address: string,
-    private readonly token: string,
+    private readonly auth: AgentAuth,
   ) {}
 
   private async call<S extends z.ZodType>(schema: S | null, method: string, path: string, body?: unknown): Promise<z.infer<S>> {
-    let res: Response;
+    let res: Awaited<ReturnType<typeof agentFetch>>;
     try {
-      res = await fetch(`${this.address}/api/v1${path}`, {
+      res = await agentFetch(`${this.address}/api/v1${path}`, this.auth, {
         method,
-        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+        headers: body !== undefined ? { "content-type": "application/json" } : {},
         body: body !== undefined ? JSON.stringify(body) : undefined,
         signal: AbortSignal.timeout(TIMEOUT_MS),
       });

@@ -3,10 +3,11 @@
  * after a drop so nothing is missed or seen twice. Every event is parsed before use.
  */
 import { AgentEvent } from "./agent-schemas.js";
+import { agentFetch, type AgentAuth } from "./transport.js";
 
 export interface EventStreamOptions {
   url: string;
-  token: string;
+  auth: AgentAuth;
   onEvent(e: AgentEvent): void;
   onStatus?(status: "connected" | "disconnected", error?: string): void;
   lastEventId?: number;
@@ -48,11 +49,11 @@ export class AgentEventStream {
 
   private async follow(): Promise<void> {
     this.controller = new AbortController();
-    const res = await fetch(`${this.opts.url}/api/v1/events/stream`, {
-      headers: { authorization: `Bearer ${this.opts.token}`, "last-event-id": String(this.lastEventId), accept: "text/event-stream" },
+    const res = await agentFetch(`${this.opts.url}/api/v1/events/stream`, this.opts.auth, {
+      headers: { "last-event-id": String(this.lastEventId), accept: "text/event-stream" },
       signal: this.controller.signal,
     });
-    if (!res.ok || !res.body) throw new Error(res.status === 401 ? "the agent refused the management token" : `event stream answered ${res.status}`);
+    if (!res.ok || !res.body) throw new Error(res.status === 401 ? "the agent refused the console's credentials" : `event stream answered ${res.status}`);
     this.opts.onStatus?.("connected");
     const decoder = new TextDecoder();
     let buffer = "";
@@ -85,6 +86,7 @@ export function describe(err: unknown): string {
   if (e.cause?.code === "UND_ERR_SOCKET" || e.cause?.code === "ECONNRESET") return "the agent closed the connection (it stopped or restarted)";
   if (e.cause?.code === "ETIMEDOUT" || e.cause?.code === "UND_ERR_CONNECT_TIMEOUT") return "the agent did not answer in time";
   if (e.cause?.code === "ENOTFOUND") return "the agent's host name cannot be resolved";
+  if (e.cause?.code && /CERT|SSL|TLS/.test(e.cause.code)) return `TLS: ${e.cause.message ?? e.cause.code}`;
   if (e.cause?.code) return `${e.cause.code}: ${e.cause.message ?? e.message}`;
   return e.message;
 }

@@ -7,6 +7,7 @@ import { AgentCallError, AgentClient } from "./agent-client.js";
 import type { AgentRelationship, AgentVm } from "./agent-schemas.js";
 import { replicationHealth } from "./health.js";
 import { HostLink } from "./host-link.js";
+import type { AgentAuth, ConsoleTls } from "./transport.js";
 import { hostView, type FleetNotifier, type HostView } from "./views.js";
 import { vmView } from "./vm-model.js";
 
@@ -31,7 +32,17 @@ export class Fleet {
   constructor(
     private readonly db: Db,
     private readonly notify: FleetNotifier,
+    /** The console's client certificate for agents that use mutual TLS, if configured. */
+    private readonly tls: ConsoleTls | null = null,
   ) {}
+
+  private authOf(host: { auth: string; token: string | null }): AgentAuth {
+    if (host.auth === "certificate") {
+      if (!this.tls) throw new FleetError("BAD_REQUEST", "the console has no client certificate: start it with RM_AGENT_TLS_CERT, RM_AGENT_TLS_KEY and RM_AGENT_TLS_CA", "auth");
+      return { kind: "certificate", tls: this.tls };
+    }
+    return { kind: "token", token: host.token ?? "" };
+  }
 
   async start(): Promise<void> {
     const hosts = await this.db.host.findMany();
@@ -66,15 +77,18 @@ export class Fleet {
     this.links.clear();
   }
 
-  /** Enrols an agent: checks that it answers and accepts the token, then follows it. */
-  async addHost(input: { address: string; token: string }): Promise<HostView> {
+  /** Enrols an agent: checks that it answers and accepts the token or certificate, then follows it. */
+  async addHost(input: { address: string } & ({ auth: "token"; token: string } | { auth: "certificate" })): Promise<HostView> {
     const address = input.address.replace(/\/+$/, "");
+    const token = input.auth === "token" ? input.token : null;
+    if (input.auth === "certificate" && !address.startsWith("https://")) throw new FleetError("BAD_REQUEST", "certificate authentication needs an https:// address", "address");
     const existing = await this.db.host.findFirst({ where: { address } });
     if (existing) throw new FleetError("CONFLICT", `${existing.name} is already connected at ${address}`, "address");
     let info;
     try {
-      info = await new AgentClient(address, input.token).host();
+      info = await new AgentClient(address, this.authOf({ auth: input.auth, token })).host();
     } catch (err) {
+      if (err instanceof FleetError) throw err;
       if (err instanceof AgentCallError && err.status === 401) throw new FleetError("BAD_REQUEST", "the agent refused this management token", "token");
       if (err instanceof AgentCallError && err.status === 0) throw new FleetError("BAD_REQUEST", err.message, "address");
       throw new FleetError("BAD_REQUEST", `no Replica Manager agent answers at ${address}: ${(err as Error).message}`, "address");
@@ -82,7 +96,7 @@ export class Fleet {
     if (await this.db.host.findUnique({ where: { name: info.hostName } })) {
       throw new FleetError("CONFLICT", `a host named ${info.hostName} is already connected`, "address");
     }
-    const host = await this.db.host.create({ data: { name: info.hostName, address, token: input.token, agentVersion: info.version } });
+    const host = await this.db.host.create({ data: { name: info.hostName, address, auth: input.auth, token, agentVersion: info.version } });
     this.startLink(host);
     const view = hostView(host);
     this.notify.hostChanged(view);
@@ -122,8 +136,8 @@ export class Fleet {
     return vm;
   }
 
-  private startLink(host: { id: string; name: string; address: string; token: string; lastEventId: number }): void {
-    const link = new HostLink(host, this.db, this.notify);
+  private startLink(host: { id: string; name: string; address: string; auth: string; token: string | null; lastEventId: number }): void {
+    const link = new HostLink(host, this.authOf(host), this.db, this.notify);
     this.links.set(host.id, link);
     link.start();
   }

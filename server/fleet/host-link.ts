@@ -8,6 +8,7 @@ import type { Db, Prisma } from "../console/db/client.js";
 import { AgentCallError, AgentClient } from "./agent-client.js";
 import type { AgentEvent, AgentVm } from "./agent-schemas.js";
 import { AgentEventStream, describe } from "./event-stream.js";
+import type { AgentAuth } from "./transport.js";
 import { vmRow, vmView } from "./vm-model.js";
 import { eventView, hostView, type FleetNotifier, type HostStatus } from "./views.js";
 
@@ -19,7 +20,6 @@ export interface HostRecord {
   id: string;
   name: string;
   address: string;
-  token: string;
   lastEventId: number;
 }
 
@@ -38,10 +38,11 @@ export class HostLink {
 
   constructor(
     private readonly host: HostRecord,
+    private readonly auth: AgentAuth,
     private readonly db: Db,
     private readonly notify: FleetNotifier,
   ) {
-    this.client = new AgentClient(host.address, host.token);
+    this.client = new AgentClient(host.address, auth);
     this.lastTaken = host.lastEventId;
     this.lastReceived = host.lastEventId;
   }
@@ -87,7 +88,7 @@ export class HostLink {
     this.stream?.stop();
     this.stream = new AgentEventStream({
       url: this.host.address,
-      token: this.host.token,
+      auth: this.auth,
       lastEventId: Math.max(0, from),
       onEvent: (e) => this.take(e),
       onStatus: (s, error) => {

@@ -24,8 +24,8 @@ const newVm = (hostId: string, name: string) => ({
 describe("hosts", () => {
   it("connects to two servers by address and token; both become connected", async () => {
     const admin = f.as("Administrator");
-    const a = await admin.hosts.add({ address: f.pair.primary.url, token: MGMT_TOKEN });
-    const b = await admin.hosts.add({ address: `${f.pair.replica.url}/`, token: MGMT_TOKEN });
+    const a = await admin.hosts.add({ auth: "token", address: f.pair.primary.url, token: MGMT_TOKEN });
+    const b = await admin.hosts.add({ auth: "token", address: `${f.pair.replica.url}/`, token: MGMT_TOKEN });
     expect([a.name, b.name]).toEqual(["hv01.lab.test", "hv02.lab.test"]);
     hv01 = a.id;
     hv02 = b.id;
@@ -35,19 +35,19 @@ describe("hosts", () => {
 
   it("names the field that is wrong when connecting", async () => {
     const admin = f.as("Administrator");
-    await expectTrpcError(admin.hosts.add({ address: "hv03", token: MGMT_TOKEN }), "BAD_REQUEST", "address");
-    await expectTrpcError(admin.hosts.add({ address: f.pair.primary.url.replace(/\d+$/, "1"), token: MGMT_TOKEN }), "BAD_REQUEST", "address");
-    await expectTrpcError(admin.hosts.add({ address: "http://127.0.0.1:9", token: "short" }), "BAD_REQUEST", "token");
-    await expectTrpcError(admin.hosts.add({ address: f.pair.primary.url, token: "wrong-token-wrong-token" }), "CONFLICT", "address");
+    await expectTrpcError(admin.hosts.add({ auth: "token", address: "hv03", token: MGMT_TOKEN }), "BAD_REQUEST", "address");
+    await expectTrpcError(admin.hosts.add({ auth: "token", address: f.pair.primary.url.replace(/\d+$/, "1"), token: MGMT_TOKEN }), "BAD_REQUEST", "address");
+    await expectTrpcError(admin.hosts.add({ auth: "token", address: "http://127.0.0.1:9", token: "short" }), "BAD_REQUEST", "token");
+    await expectTrpcError(admin.hosts.add({ auth: "token", address: f.pair.primary.url, token: "wrong-token-wrong-token" }), "CONFLICT", "address");
     const other = await admin.hosts.remove({ id: hv02 });
     expect(other.name).toBe("hv02.lab.test");
-    await expectTrpcError(admin.hosts.add({ address: f.pair.replica.url, token: "wrong-token-wrong-token" }), "BAD_REQUEST", "token");
-    hv02 = (await admin.hosts.add({ address: f.pair.replica.url, token: MGMT_TOKEN })).id;
+    await expectTrpcError(admin.hosts.add({ auth: "token", address: f.pair.replica.url, token: "wrong-token-wrong-token" }), "BAD_REQUEST", "token");
+    hv02 = (await admin.hosts.add({ auth: "token", address: f.pair.replica.url, token: MGMT_TOKEN })).id;
   });
 
   it("lets only Administrators add and remove servers", async () => {
     for (const role of ["Operator", "Viewer"] as const) {
-      await expectTrpcError(f.as(role).hosts.add({ address: "http://127.0.0.1:1", token: MGMT_TOKEN }), "FORBIDDEN");
+      await expectTrpcError(f.as(role).hosts.add({ auth: "token", address: "http://127.0.0.1:1", token: MGMT_TOKEN }), "FORBIDDEN");
       await expectTrpcError(f.as(role).hosts.remove({ id: hv01 }), "FORBIDDEN");
     }
     await expectTrpcError(f.as(null).hosts.list(), "UNAUTHORIZED");

@@ -2,6 +2,11 @@ import { z } from "zod";
 import { adminProcedure, protectedProcedure, router } from "../trpc.js";
 
 const HostId = z.object({ id: z.string().min(1, "hostId is required") });
+const Address = z
+  .string()
+  .trim()
+  .url("address must be a URL such as https://hv01.example.com:9440")
+  .refine((u) => /^https?:\/\//.test(u), "address must start with http:// or https://");
 
 export const hostsRouter = router({
   list: protectedProcedure.query(({ ctx }) => ctx.fleet.hosts()),
@@ -9,14 +14,10 @@ export const hostsRouter = router({
   /** Connect to Server...: enrol an agent by its management address and token. */
   add: adminProcedure
     .input(
-      z.object({
-        address: z
-          .string()
-          .trim()
-          .url("address must be a URL such as http://hv01.example.com:9440")
-          .refine((u) => /^https?:\/\//.test(u), "address must start with http:// or https://"),
-        token: z.string().trim().min(16, "the management token has at least 16 characters").max(512),
-      }),
+      z.discriminatedUnion("auth", [
+        z.object({ auth: z.literal("token"), address: Address, token: z.string().trim().min(16, "the management token has at least 16 characters").max(512) }),
+        z.object({ auth: z.literal("certificate"), address: Address }),
+      ]),
     )
     .mutation(({ ctx, input }) => ctx.fleet.addHost(input)),
 

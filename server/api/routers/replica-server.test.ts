@@ -10,7 +10,7 @@ let hostId: string;
 let current: ReplicaServerSettings;
 beforeAll(async () => {
   f = await startConsoleFixture();
-  hostId = (await f.as("Administrator").hosts.add({ address: f.pair.replica.url, token: MGMT_TOKEN })).id;
+  hostId = (await f.as("Administrator").hosts.add({ auth: "token", address: f.pair.replica.url, token: MGMT_TOKEN })).id;
 });
 afterAll(async () => f?.cleanup());
 

@@ -13,6 +13,7 @@ import type { Role, SessionUser } from "../../console/auth/roles.js";
 import { createDb, type Db } from "../../console/db/client.js";
 import { migrateDeploy } from "../../console/db/migrate.js";
 import { Fleet } from "../../fleet/fleet.js";
+import type { ConsoleTls } from "../../fleet/transport.js";
 import type { FleetNotifier } from "../../fleet/views.js";
 import type { Context } from "../context.js";
 import { createCaller } from "../root.js";
@@ -52,17 +53,17 @@ async function newDatabaseUrl(dir: string): Promise<{ url: string; drop(): Promi
   };
 }
 
-export async function startConsoleFixture(): Promise<ConsoleFixture> {
+export async function startConsoleFixture(opts: { consoleTls?: ConsoleTls } = {}): Promise<ConsoleFixture> {
   const pair = await startPair();
   try {
-    return await withPair(pair);
+    return await withPair(pair, opts.consoleTls ?? null);
   } catch (err) {
     await pair.cleanup();
     throw err;
   }
 }
 
-async function withPair(pair: Pair): Promise<ConsoleFixture> {
+async function withPair(pair: Pair, consoleTls: ConsoleTls | null): Promise<ConsoleFixture> {
   const database = await newDatabaseUrl(pair.dir);
   await migrateDeploy(database.url);
   const db = createDb(database.url);
@@ -74,7 +75,7 @@ async function withPair(pair: Pair): Promise<ConsoleFixture> {
     vmChanged: record("vmChanged"),
     vmRemoved: record("vmRemoved"),
     events: record("events"),
-  });
+  }, consoleTls);
   await fleet.start();
   const users = {} as Record<Role, SessionUser>;
   const passwordHash = await hashPassword("correct horse battery");

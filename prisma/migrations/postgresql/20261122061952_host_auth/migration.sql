@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "Host" ADD COLUMN     "auth" TEXT NOT NULL DEFAULT 'token',
+ALTER COLUMN "token" DROP NOT NULL;
