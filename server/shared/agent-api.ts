@@ -107,6 +107,16 @@ export const ReplicaServerSettings = z
       }),
       z.object({ mode: z.literal("entries"), entries: z.array(AuthorizationEntry).max(1000) }),
     ]),
+    /** Replication health is judged over this interval (View Replication Health), as in Hyper-V. */
+    monitoring: z
+      .object({
+        intervalHours: z
+          .number()
+          .int()
+          .refine((h) => (h >= 1 && h <= 24) || [48, 72, 96, 120, 144, 168].includes(h), "intervalHours must be 1-24 hours, or 2-7 days (48, 72, ... 168)"),
+        startTime: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "startTime must be a time of day as HH:MM"),
+      })
+      .default({ intervalHours: 12, startTime: "09:00" }),
   })
   .refine((s) => !s.enabled || s.http.enabled || s.https.enabled, {
     message: "a Replica server needs HTTP or HTTPS (or both) enabled",
@@ -116,7 +126,8 @@ export const ReplicaServerSettings = z
     message: "HTTP and HTTPS need different ports",
     path: ["http", "port"],
   });
-export type ReplicaServerSettings = z.infer<typeof ReplicaServerSettings>;
+/** Input shape: `monitoring` may be left out (stored settings of earlier versions lack it). */
+export type ReplicaServerSettings = z.input<typeof ReplicaServerSettings>;
 
 const HhMm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "a time of day as HH:MM (00:00-23:59)");
 

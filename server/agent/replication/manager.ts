@@ -3,7 +3,9 @@ import { randomUUID } from "node:crypto";
 import type { EnableReplicationBody, UpdateReplicationBody } from "../../shared/agent-api.js";
 import type { LabHypervisor } from "../hypervisor/lab/lab-hypervisor.js";
 import type { LabVm } from "../hypervisor/lab/lab-vm.js";
-import { emptyStats, type PrimaryRecord, type RelationshipRecord } from "../state/relationships.js";
+import { emptyStats, type CycleRow, type PrimaryRecord, type RelationshipRecord } from "../state/relationships.js";
+import type { ReplicationHealth } from "../../shared/replication.js";
+import { assessHealth, DEFAULT_MONITORING, type HealthReport } from "./health.js";
 import { AgentError, badRequest, conflict, notFound } from "../errors.js";
 import { PeerError } from "../transport/peer-client.js";
 import { PrimaryReplication, type CycleOutcome, type PrimaryDeps } from "./primary.js";
@@ -11,7 +13,32 @@ import type { ReplicaStore } from "./replica-store.js";
 import { TestFailovers } from "./failover/test-failover.js";
 import { PlannedFailover } from "./failover/planned.js";
 import { UnplannedFailover } from "./failover/unplanned.js";
-import { now } from "../util/clock.js";
+import { now, nowIso } from "../util/clock.js";
+
+export interface ReplicationStatistics {
+  vmId: string;
+  vmName: string;
+  mode: "Primary" | "Replica";
+  state: string;
+  health: ReplicationHealth;
+  healthReasons: string[];
+  primaryServer: string;
+  replicaServer: string;
+  fromTime: string;
+  toTime: string;
+  averageSizeBytes: number;
+  maximumSizeBytes: number;
+  averageLatencyMs: number;
+  errorsEncountered: number;
+  successfulCycles: number;
+  missedCycles: number;
+  monitoring: { from: string; to: string; expectedCycles: number; successfulCycles: number };
+  pendingBytes: number | null;
+  lastSynchronizedAt: string | null;
+  lastTestFailoverAt: string | null;
+  testFailoverRunning: boolean | null;
+  lastError: string | null;
+}
 
 const LOSS_REASONS: Record<string, string> = {
   "host-crash": "the host restarted without a clean shutdown, so changes written just before may not be tracked",
@@ -84,12 +111,73 @@ export class ReplicationManager {
     return this.deps.repo.byVm(vmId).length > 0;
   }
 
-  forVm(vmId: string): RelationshipRecord[] {
-    return this.deps.repo.byVm(vmId).map((r) => (r.role === "primary" ? (this.primaries.get(r.id)?.record ?? r) : r));
+  /** Records as the API shows them: the live primary state, and health with its reasons. */
+  forVm(vmId: string): (RelationshipRecord & { health: ReplicationHealth; healthReasons: string[] })[] {
+    return this.deps.repo.byVm(vmId).map((r) => this.withHealth(r));
   }
 
-  all(): RelationshipRecord[] {
-    return this.deps.repo.all().map((r) => (r.role === "primary" ? (this.primaries.get(r.id)?.record ?? r) : r));
+  all(): (RelationshipRecord & { health: ReplicationHealth; healthReasons: string[] })[] {
+    return this.deps.repo.all().map((r) => this.withHealth(r));
+  }
+
+  private live(r: RelationshipRecord): RelationshipRecord {
+    return r.role === "primary" ? (this.primaries.get(r.id)?.record ?? r) : r;
+  }
+
+  private healthOf(r: RelationshipRecord): HealthReport {
+    return assessHealth(r, now(), this.replicas.serverSettings().monitoring ?? DEFAULT_MONITORING, (from) => this.deps.repo.cycleCounts(r.id, from));
+  }
+
+  private withHealth(stored: RelationshipRecord) {
+    const r = this.live(stored);
+    const h = this.healthOf(r);
+    return { ...r, health: h.health, healthReasons: h.reasons };
+  }
+
+  /** View Replication Health: state, health with reasons, and the statistics since the last reset. */
+  statistics(vmId: string): ReplicationStatistics {
+    const r = this.live(this.oneFor(vmId));
+    const h = this.healthOf(r);
+    const s = r.stats;
+    const primary = r.role === "primary" ? this.primaries.get(r.id) : undefined;
+    return {
+      vmId: r.vmId,
+      vmName: r.vmName,
+      mode: r.role === "primary" ? "Primary" : "Replica",
+      state: r.state,
+      health: h.health,
+      healthReasons: h.reasons,
+      primaryServer: r.role === "primary" ? this.hostName : r.primaryServer,
+      replicaServer: r.role === "primary" ? r.replicaServer : this.hostName,
+      fromTime: s.since,
+      toTime: nowIso(),
+      averageSizeBytes: s.successfulCycles ? Math.round(s.wireBytes / s.successfulCycles) : 0,
+      maximumSizeBytes: s.maxCycleBytes,
+      averageLatencyMs: s.successfulCycles ? Math.round(s.totalLatencyMs / s.successfulCycles) : 0,
+      errorsEncountered: s.failedCycles,
+      successfulCycles: s.successfulCycles,
+      missedCycles: h.missedCycles,
+      monitoring: { from: h.from, to: h.to, expectedCycles: h.expectedCycles, successfulCycles: h.successfulCycles },
+      pendingBytes: primary ? primary.vm.pendingBytes() : null,
+      lastSynchronizedAt: r.lastSyncAt,
+      lastTestFailoverAt: r.role === "replica" ? (r.lastTestFailoverAt ?? null) : null,
+      testFailoverRunning: r.role === "replica" ? Boolean(r.testFailover) : null,
+      lastError: s.lastError,
+    };
+  }
+
+  /** Reset Statistics: counting starts again now (the cycle history is kept for charts). */
+  resetStatistics(vmId: string): ReplicationStatistics {
+    const r = this.oneFor(vmId);
+    const p = r.role === "primary" ? this.primaries.get(r.id) : undefined;
+    if (p) p.update({ stats: emptyStats() });
+    else this.deps.repo.save({ ...r, stats: emptyStats() });
+    this.deps.events.emit({ severity: "info", kind: "replication.statistics-reset", vmId, relationshipId: r.id, message: `Replication statistics of '${r.vmName}' were reset.` });
+    return this.statistics(vmId);
+  }
+
+  cycles(vmId: string, limit: number): CycleRow[] {
+    return this.deps.repo.cycles(this.oneFor(vmId).id, limit);
   }
 
   /** For the split-brain check of this relationship's Replica server only. */
@@ -158,7 +246,7 @@ export class ReplicationManager {
       frequencySeconds: body.frequencySeconds,
       disks,
       state: "Ready for initial replication",
-      createdAt: new Date().toISOString(),
+      createdAt: nowIso(),
       lastSyncAt: null,
       lastAckedSeq: -1,
       reconcile: false,

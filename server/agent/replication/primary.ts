@@ -308,6 +308,8 @@ export class PrimaryReplication {
 
   private async cycle(): Promise<CycleOutcome> {
     const startedAt = new Date();
+    // Cycle history is kept on the agent's clock (health windows); latency on the real one.
+    const startedIso = nowIso();
     const stats: SendStats = { changedBytes: 0, dataBytes: 0, wireBytes: 0, frames: 0 };
     let seq = this.rec.lastAckedSeq + 1;
     let frozen: FrozenCycle | undefined;
@@ -391,7 +393,7 @@ export class PrimaryReplication {
           totalLatencyMs: this.rec.stats.totalLatencyMs + latency,
         },
       });
-      this.deps.repo.recordCycle({ relationshipId: this.rec.id, seq, status: "acknowledged", startedAt: startedAt.toISOString(), changedBytes: stats.dataBytes, wireBytes: stats.wireBytes });
+      this.deps.repo.recordCycle({ relationshipId: this.rec.id, seq, status: "acknowledged", startedAt: startedIso, changedBytes: stats.dataBytes, wireBytes: stats.wireBytes });
       if (resync && segment) this.resyncStep(resync, segment, differingBytes, stats);
       else this.setState("Replicating");
       this.event("info", initial ? "replication.initial-complete" : "replication.cycle", initial
@@ -412,7 +414,7 @@ export class PrimaryReplication {
         return { seq, ok: false, changedBytes: stats.dataBytes, wireBytes: stats.wireBytes, error: message };
       }
       this.update({ reconcile: true, stats: { ...this.rec.stats, failedCycles: this.rec.stats.failedCycles + 1, lastError: message } });
-      this.deps.repo.recordCycle({ relationshipId: this.rec.id, seq, status: "failed", startedAt: startedAt.toISOString(), changedBytes: stats.dataBytes, wireBytes: stats.wireBytes, error: message });
+      this.deps.repo.recordCycle({ relationshipId: this.rec.id, seq, status: "failed", startedAt: startedIso, changedBytes: stats.dataBytes, wireBytes: stats.wireBytes, error: message });
       const refused = err instanceof PeerError && (err.status === 401 || err.status === 403);
       if (err instanceof PeerError && err.code === "FAILED_OVER") {
         if (this.rec.state !== "Failover complete") await this.fenced();

@@ -219,7 +219,7 @@ export class ReplicaStore {
       state: "Waiting for initial replication",
       frequencySeconds: body.frequencySeconds,
       disks: body.disks,
-      createdAt: new Date().toISOString(),
+      createdAt: nowIso(),
       lastSyncAt: null,
       lastAppliedSeq: -1,
       staged: null,
@@ -289,6 +289,7 @@ export class ReplicaStore {
       throw err;
     }
     const started = Date.now();
+    const startedIso = nowIso();
     const expect = { relationshipId: id, seq, base, disks: new Map(rec.disks.map((d) => [d.index, d.sizeBytes])), auth: peer.auth };
     const initial = base === -1 && !resync;
     try {
@@ -363,7 +364,7 @@ export class ReplicaStore {
         },
       };
       this.deps.repo.save(rec);
-      this.deps.repo.recordCycle({ relationshipId: id, seq, status: "applied", startedAt: new Date(started).toISOString(), changedBytes: result.dataBytes, wireBytes: result.wireBytes });
+      this.deps.repo.recordCycle({ relationshipId: id, seq, status: "applied", startedAt: startedIso, changedBytes: result.dataBytes, wireBytes: result.wireBytes });
       this.deps.events.emit({
         severity: "info",
         kind: initial ? "replica.initial-complete" : "replica.cycle-applied",
@@ -381,7 +382,7 @@ export class ReplicaStore {
       const now = this.record(id);
       const message = (err as Error).message;
       this.deps.repo.save({ ...now, state: initial ? "Waiting for initial replication" : now.state, stats: { ...now.stats, failedCycles: now.stats.failedCycles + 1, lastError: message } });
-      this.deps.repo.recordCycle({ relationshipId: id, seq, status: "rejected", startedAt: new Date(started).toISOString(), changedBytes: 0, wireBytes: 0, error: message });
+      this.deps.repo.recordCycle({ relationshipId: id, seq, status: "rejected", startedAt: startedIso, changedBytes: 0, wireBytes: 0, error: message });
       this.deps.events.emit({
         severity: "error",
         kind: err instanceof FrameError ? "replica.cycle-rejected" : "replica.cycle-failed",

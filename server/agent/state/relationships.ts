@@ -2,6 +2,7 @@
 import type { Db } from "./db.js";
 import type { AuthMode, ReplicationState } from "../../shared/replication.js";
 import type { CycleMarks } from "../replication/frames.js";
+import { nowIso } from "../util/clock.js";
 import type { ResyncProgress } from "../replication/resync.js";
 
 export interface CycleStats {
@@ -98,9 +99,19 @@ export interface ReplicaRecord extends Common {
 
 export type RelationshipRecord = PrimaryRecord | ReplicaRecord;
 
+export interface CycleRow {
+  seq: number;
+  status: string;
+  startedAt: string;
+  finishedAt: string | null;
+  changedBytes: number;
+  wireBytes: number;
+  error: string | null;
+}
+
 export function emptyStats(): CycleStats {
   return {
-    since: new Date().toISOString(),
+    since: nowIso(),
     successfulCycles: 0,
     failedCycles: 0,
     missedCycles: 0,
@@ -142,12 +153,27 @@ export class RelationshipRepo {
     this.db.prepare("DELETE FROM relationships WHERE id = ?").run(id);
   }
 
+  /** Cycles of a relationship, newest first (bounded per relationship when recorded). */
+  cycles(relationshipId: string, limit: number): CycleRow[] {
+    return this.db
+      .prepare("SELECT seq, status, started_at AS startedAt, finished_at AS finishedAt, changed_bytes AS changedBytes, wire_bytes AS wireBytes, error FROM cycles WHERE relationship_id = ? ORDER BY id DESC LIMIT ?")
+      .all(relationshipId, limit) as CycleRow[];
+  }
+
+  /** Successful and failed cycles of a relationship that started at or after `fromIso`. */
+  cycleCounts(relationshipId: string, fromIso: string): { ok: number; failed: number } {
+    const row = this.db
+      .prepare("SELECT SUM(status IN ('acknowledged', 'applied')) AS ok, SUM(status IN ('failed', 'rejected')) AS failed FROM cycles WHERE relationship_id = ? AND started_at >= ?")
+      .get(relationshipId, fromIso) as { ok: number | null; failed: number | null };
+    return { ok: row.ok ?? 0, failed: row.failed ?? 0 };
+  }
+
   recordCycle(c: { relationshipId: string; seq: number; status: string; startedAt: string; changedBytes: number; wireBytes: number; error?: string }): void {
     this.db
       .prepare(
         "INSERT INTO cycles (relationship_id, seq, status, started_at, finished_at, changed_bytes, wire_bytes, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
       )
-      .run(c.relationshipId, c.seq, c.status, c.startedAt, new Date().toISOString(), c.changedBytes, c.wireBytes, c.error ?? null);
+      .run(c.relationshipId, c.seq, c.status, c.startedAt, nowIso(), c.changedBytes, c.wireBytes, c.error ?? null);
     this.db
       .prepare("DELETE FROM cycles WHERE relationship_id = ? AND id < (SELECT MIN(id) FROM (SELECT id FROM cycles WHERE relationship_id = ? ORDER BY id DESC LIMIT 5000))")
       .run(c.relationshipId, c.relationshipId);

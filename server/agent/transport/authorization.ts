@@ -35,7 +35,7 @@ export function authorizePrimary(settings: ReplicaServerSettings, primary: strin
     if (trustGroup !== undefined && trustGroup !== auth.trustGroup) {
       throw forbidden(`primary server '${primary}' is not in trust group '${trustGroup}' of this replica virtual machine`);
     }
-    return { storageLocation: auth.defaultStorageLocation, trustGroup: auth.trustGroup };
+    return { storageLocation: auth.defaultStorageLocation, trustGroup: auth.trustGroup ?? "DEFAULT" };
   }
   const matching = auth.entries.filter((e) => matchesPattern(e.primaryServer, primary)).sort((a, b) => specificity(b) - specificity(a));
   if (matching.length === 0) {

@@ -205,6 +205,27 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
     return ctx.replication.planned.failOver(vmId, opts);
   });
 
+  app.get("/api/v1/vms/:vmId/replication/statistics", async (req) => ctx.replication.statistics(parse(VmParams, req.params, "params").vmId));
+  app.post("/api/v1/vms/:vmId/replication/statistics/reset", async (req) => ctx.replication.resetStatistics(parse(VmParams, req.params, "params").vmId));
+  app.get("/api/v1/vms/:vmId/replication/statistics.csv", async (req, reply) => {
+    const s = ctx.replication.statistics(parse(VmParams, req.params, "params").vmId);
+    const row: Record<string, unknown> = { ...s, healthReasons: s.healthReasons.join(" | "), monitoringFrom: s.monitoring.from, monitoringTo: s.monitoring.to, monitoring: undefined };
+    const keys = Object.keys(row).filter((k) => row[k] !== undefined);
+    const cell = (v: unknown) => {
+      const text = v === null ? "" : String(v);
+      return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+    };
+    return reply
+      .type("text/csv; charset=utf-8")
+      .header("content-disposition", `attachment; filename="${s.vmName.replace(/[^A-Za-z0-9._-]/g, "_")}-replication-statistics.csv"`)
+      .send(`${keys.join(",")}\n${keys.map((k) => cell(row[k])).join(",")}\n`);
+  });
+  app.get("/api/v1/vms/:vmId/replication/cycles", async (req) => {
+    const { vmId } = parse(VmParams, req.params, "params");
+    const { limit } = parse(z.object({ limit: z.coerce.number().int().min(1, "limit must be 1-5000").max(5000, "limit must be 1-5000").default(500) }), req.query, "query");
+    return ctx.replication.cycles(vmId, limit);
+  });
+
   app.post("/api/v1/vms/:vmId/replication/failover", async (req) => {
     const { vmId } = parse(VmParams, req.params, "params");
     const { pointId, start } = parse(UnplannedFailoverBody, req.body ?? {}, "body");

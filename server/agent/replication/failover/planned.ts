@@ -23,6 +23,7 @@ import { authorizePrimary } from "../../transport/authorization.js";
 import type { PeerClient, PeerTarget } from "../../transport/peer-client.js";
 import { PeerError } from "../../transport/peer-client.js";
 import { AgentError, conflict } from "../../errors.js";
+import { nowIso } from "../../util/clock.js";
 import type { PrimaryReplication } from "../primary.js";
 import type { Peer, ReplicaStore } from "../replica-store.js";
 import type { ReplicationManager } from "../manager.js";
@@ -173,7 +174,7 @@ export class PlannedFailover {
         frequencySeconds: rec.frequencySeconds,
         disks: rec.disks,
         state: "Replicating",
-        createdAt: new Date().toISOString(),
+        createdAt: nowIso(),
         lastSyncAt: rec.lastSyncAt,
         lastAckedSeq: rec.lastAppliedSeq,
         reconcile: true,
@@ -249,7 +250,7 @@ export class PlannedFailover {
       state,
       frequencySeconds: rec.frequencySeconds,
       disks: rec.disks,
-      createdAt: new Date().toISOString(),
+      createdAt: nowIso(),
       lastSyncAt: rec.lastSyncAt,
       lastAppliedSeq: seq,
       staged: null,
