@@ -12,7 +12,12 @@ export type Failpoint =
   | "replica.after-apply"
   | "replica.initial-mid"
   | "primary.send-mid"
-  | "primary.after-ack";
+  | "primary.after-ack"
+  | "failover.handover-fenced"
+  | "failover.after-handover"
+  | "failover.complete-mid"
+  | "failover.complete-before-save"
+  | "failover.reverse-after-handover";
 
 export function failpoint(name: Failpoint): void {
   if (armed.size > 0 && armed.has(name)) process.kill(process.pid, "SIGKILL");

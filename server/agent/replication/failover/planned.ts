@@ -24,6 +24,7 @@ import type { PeerClient, PeerTarget } from "../../transport/peer-client.js";
 import { PeerError } from "../../transport/peer-client.js";
 import { AgentError, conflict } from "../../errors.js";
 import { nowIso } from "../../util/clock.js";
+import { failpoint } from "../../util/failpoints.js";
 import type { PrimaryReplication } from "../primary.js";
 import type { Peer, ReplicaStore } from "../replica-store.js";
 import type { ReplicationManager } from "../manager.js";
@@ -159,6 +160,7 @@ export class PlannedFailover {
       throw new AgentError(409, "FAILOVER_FAILED", `the primary server ${rec.primaryServer} did not hand '${rec.vmName}' over: ${(err as Error).message}; nothing was changed here`, { steps });
     }
     steps.push({ step: "Fail over on Replica server", ok: true, detail: `'${rec.vmName}' is now the primary virtual machine on this host` });
+    failpoint("failover.after-handover");
     await this.deps.replicas.release(rec.id);
     const vm = this.deps.hypervisor.get(vmId);
     if (opts.reverse) {
@@ -238,6 +240,7 @@ export class PlannedFailover {
     // Fence first: from here on this VM never starts as a second primary.
     vm.config = { ...vm.config, replicaOf: { primaryServer: peer.name } };
     await vm.saveConfig();
+    failpoint("failover.handover-fenced");
     await this.deps.manager.dropPrimary(rec.id);
     const replica: ReplicaRecord = {
       id: rec.id,

@@ -20,6 +20,7 @@ import { AgentError, conflict } from "../../errors.js";
 import { nowIso } from "../../util/clock.js";
 import { readFully, writeFully } from "../../util/files.js";
 import { SerialQueue } from "../../util/serial-queue.js";
+import { failpoint } from "../../util/failpoints.js";
 import type { PointView } from "../recovery/recovery-history.js";
 import type { ReplicaStore } from "../replica-store.js";
 import type { ReplicationManager } from "../manager.js";
@@ -187,6 +188,7 @@ export class UnplannedFailover {
     // Guest I/O waits meanwhile; the VM may keep running and continues on its own disks.
     await vm.replaceDisks(await vm.rawDisks(), async () => {
       if (f.pointId !== "latest") await this.deps.replicas.restorePoint(rec.id, f.pointId);
+      failpoint("failover.complete-mid");
       for (const o of overlays) {
         const raw = join(vm.dir, vm.config.disks.find((d) => d.index === o.index)!.file);
         const fh = await open(raw, "r+");
@@ -203,6 +205,7 @@ export class UnplannedFailover {
         }
       }
     });
+    failpoint("failover.complete-before-save");
     await this.views.get(rec.id)?.close();
     this.views.delete(rec.id);
     await this.deps.replicas.dropPoints(rec.id);
@@ -236,6 +239,7 @@ export class UnplannedFailover {
       } catch (err) {
         throw new AgentError(502, "REVERSE_FAILED", `the former primary ${rec.primaryServer} did not become the replica: ${(err as Error).message}; nothing was changed here, try again when it is reachable`);
       }
+      failpoint("failover.reverse-after-handover");
       await this.deps.replicas.release(rec.id);
       const vm = this.deps.hypervisor.get(vmId);
       await vm.startTracking(rec.disks.map((d) => d.index), false);
