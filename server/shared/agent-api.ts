@@ -158,6 +158,23 @@ const appConsistentNeedsHistoryError = {
   path: ["appConsistentFrequencyHours"],
 };
 
+/** The wizard's Initial Replication page. */
+export const InitialReplication = z.discriminatedUnion("method", [
+  z.object({
+    method: z.literal("network"),
+    /** Start at this time (up to 7 days ahead) instead of now. */
+    startAt: z.iso.datetime({ offset: true, message: "startAt must be an ISO 8601 date and time such as 2026-11-23T02:00:00Z" }).optional(),
+  }),
+  z.object({
+    method: z.literal("external-media"),
+    /** A new or empty folder on this host: the initial copy is exported there, to be imported on the Replica server. */
+    folder: z.string().trim().min(1, "folder must be an absolute path").startsWith("/", "folder must be an absolute path"),
+  }),
+  /** The Replica server already has this VM (restored from a backup): only differences are sent. */
+  z.object({ method: z.literal("existing-copy") }),
+]);
+export type InitialReplication = z.infer<typeof InitialReplication>;
+
 export const EnableReplicationBody = z.object({
   replicaServer: HostName,
   replicaPort: Port,
@@ -172,6 +189,8 @@ export const EnableReplicationBody = z.object({
   frequencySeconds: ReplicationFrequency.default(300),
   ...RecoveryHistoryFields,
   resyncPolicy: ResyncPolicy.default({ mode: "manual" }),
+  initialReplication: InitialReplication.default({ method: "network" }),
+  /** false: enable only; the initial copy waits for replicate-now (network method). */
   startInitialReplication: z.boolean().default(true),
 }).refine(appConsistentNeedsHistory, appConsistentNeedsHistoryError);
 export type EnableReplicationBody = z.infer<typeof EnableReplicationBody>;
@@ -222,6 +241,11 @@ export const UnplannedFailoverBody = z.object({
 
 export const ReverseReplicationBody = z.object({ replicaPort: Port.optional(), authMode: AuthMode.optional() });
 
+export const ImportInitialReplicaBody = z.object({
+  /** The folder the primary exported the initial copy to (disk images and manifest.json). */
+  folder: z.string().trim().min(1, "folder must be an absolute path").startsWith("/", "folder must be an absolute path"),
+});
+
 export const EventsQuery = z.object({
   after: z.coerce.number().int().min(0).default(0),
   limit: z.coerce.number().int().min(1).max(1000).default(200),
@@ -242,6 +266,7 @@ export const CreateReplicaBody = z.object({
     .refine((ds) => new Set(ds.map((d) => d.index)).size === ds.length, "disk indexes must be unique"),
   frequencySeconds: z.number().int().min(1).max(86400),
   recoveryHistory: z.number().int().min(0).max(24).default(0),
+  initialMethod: z.enum(["network", "external-media", "existing-copy"]).default("network"),
 });
 export type CreateReplicaBody = z.infer<typeof CreateReplicaBody>;
 

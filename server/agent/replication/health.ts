@@ -70,7 +70,9 @@ export function assessHealth(rec: RelationshipRecord, now: number, m: Monitoring
     case "Ready for initial replication":
     case "Initial replication in progress":
     case "Waiting for initial replication":
-      warning.push("Initial replication is not complete.");
+      if (rec.role === "replica" && rec.awaitingImport) warning.push("The replica is a placeholder waiting for Import Initial Replica from external media.");
+      else if (rec.role === "primary" && rec.awaitingImport) warning.push(`The initial copy was exported to ${rec.awaitingImport.folder}; waiting for Import Initial Replica on the Replica server.`);
+      else warning.push("Initial replication is not complete.");
       break;
     case "Failed over (waiting for completion)":
       warning.push("The virtual machine is failed over; complete or cancel the failover.");

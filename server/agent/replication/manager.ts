@@ -13,7 +13,8 @@ import type { ReplicaStore } from "./replica-store.js";
 import { TestFailovers } from "./failover/test-failover.js";
 import { PlannedFailover } from "./failover/planned.js";
 import { UnplannedFailover } from "./failover/unplanned.js";
-import { now, nowIso } from "../util/clock.js";
+import { HOUR_MS as HOUR, now, nowIso } from "../util/clock.js";
+import { exportView } from "./recovery/export.js";
 
 export interface ReplicationStatistics {
   vmId: string;
@@ -258,8 +259,17 @@ export class ReplicationManager {
       stats: emptyStats(),
       reason: null,
     };
+    const method = body.initialReplication;
+    if (method.method === "network" && method.startAt && Date.parse(method.startAt) > now() + 7 * 24 * HOUR) {
+      throw badRequest("initialReplication.startAt: the initial replication can be scheduled at most 7 days ahead");
+    }
     const p = new PrimaryReplication(rec, vm, this.deps);
+    // External media: the initial copy is written to the folder first, as of one freeze;
+    // what changes after it is tracked and follows as ordinary cycles after the import.
+    await vm.startTracking(disks.map((d) => d.index), true);
+    let exported: { commit(): Promise<void>; release(): Promise<void> } | undefined;
     try {
+      if (method.method === "external-media") exported = await this.exportInitialCopy(rec, vm, method.folder);
       await this.deps.peers.json(p.target, "POST", "/replication/v1/relationships", {
         relationshipId: rec.id,
         vmId,
@@ -269,15 +279,22 @@ export class ReplicationManager {
         disks,
         frequencySeconds: rec.frequencySeconds,
         recoveryHistory: rec.recoveryHistory,
+        initialMethod: method.method,
       });
     } catch (err) {
+      await exported?.release();
+      await vm.stopTracking();
+      if (err instanceof AgentError && !(err instanceof PeerError)) throw err;
       const msg = `the Replica server ${body.replicaServer}:${body.replicaPort} did not accept the replica: ${(err as Error).message}`;
       this.deps.events.emit({ severity: "error", kind: "replication.enable-failed", vmId, message: `Enabling replication of '${vm.config.name}' failed: ${msg}` });
       if (err instanceof PeerError && err.status >= 400 && err.status < 500) throw new AgentError(409, "REPLICA_REFUSED", msg, { peerStatus: err.status, peerCode: err.code });
       throw new AgentError(502, "REPLICA_UNREACHABLE", msg);
     }
-    await vm.startTracking(disks.map((d) => d.index), true);
-    this.deps.repo.save(rec);
+    if (exported) {
+      await exported.commit();
+      p.update({ lastAckedSeq: 0, awaitingImport: { folder: (method as { folder: string }).folder, exportedAt: nowIso() } });
+    }
+    this.deps.repo.save(p.record);
     this.primaries.set(rec.id, p);
     this.deps.events.emit({
       severity: "info",
@@ -286,11 +303,49 @@ export class ReplicationManager {
       relationshipId: rec.id,
       message: `Replication of '${vm.config.name}' to ${body.replicaServer} was enabled (every ${rec.frequencySeconds} s, ${body.authMode.toUpperCase()}, compression ${body.compression ? "on" : "off"}, ${describeHistory(rec)}).`,
     });
-    if (body.startInitialReplication) {
+    if (method.method === "existing-copy") {
+      p.start();
+      await p.resynchronize(true);
+    } else if (method.method === "external-media") {
+      p.setState("Initial replication in progress");
+      p.start();
+    } else if (method.startAt && Date.parse(method.startAt) > now()) {
+      p.update({ initialStartAt: new Date(Date.parse(method.startAt)).toISOString() });
+      this.deps.events.emit({ severity: "info", kind: "replication.initial-scheduled", vmId, relationshipId: rec.id, message: `Initial replication of '${vm.config.name}' is scheduled for ${p.record.initialStartAt}.` });
+      p.start();
+    } else if (body.startInitialReplication) {
       p.setState("Initial replication in progress");
       p.start();
     }
     return p.record;
+  }
+
+  /** Exports the initial copy to a folder for Import Initial Replica; commit() once the relationship exists. */
+  private async exportInitialCopy(rec: PrimaryRecord, vm: LabVm, folder: string): Promise<{ commit(): Promise<void>; release(): Promise<void> }> {
+    const frozen = await vm.freeze(rec.disks.map((d) => d.index));
+    const source = {
+      read: (disk: number, offset: number, length: number) => {
+        const d = frozen.disks.find((x) => x.index === disk)!;
+        return d.read(offset / d.blockSize, (offset + length) / d.blockSize);
+      },
+    };
+    const started = Date.now();
+    try {
+      await exportView(source, { vmId: rec.vmId, vmName: rec.vmName, point: { id: "initial-copy", kind: "initial", at: nowIso(), seq: 0 }, relationshipId: rec.id }, rec.disks, folder, (done, total) => {
+        const rate = done / Math.max(0.001, (Date.now() - started) / 1000);
+        this.deps.events.emit({
+          severity: "info",
+          kind: "replication.export-progress",
+          vmId: rec.vmId,
+          message: `Exporting the initial copy of '${rec.vmName}' to ${folder}: ${Math.round((100 * done) / total)}%.`,
+          data: { done, total, bytesPerSecond: Math.round(rate), etaSeconds: Math.round((total - done) / Math.max(rate, 1)) },
+        });
+      });
+    } catch (err) {
+      await frozen.release();
+      throw err instanceof AgentError ? err : badRequest(`initialReplication.folder: the initial copy could not be exported to ${folder}: ${(err as Error).message}`);
+    }
+    return frozen;
   }
 
   /** Settings reach the replica with the next cycle; a new recovery history from the next hour. */

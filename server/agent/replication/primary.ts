@@ -105,10 +105,16 @@ export class PrimaryReplication {
     if (state === "Resynchronization required") setImmediate(() => this.applyResyncPolicy());
   }
 
-  /** Starts a required resynchronization when the policy or the user's schedule says so. */
+  /** Starts a scheduled initial replication, or a required resynchronization when due. */
   private applyResyncPolicy(): void {
-    if (this.stopped || this.rec.state !== "Resynchronization required") return;
     const t = now();
+    if (!this.stopped && this.rec.state === "Ready for initial replication" && this.rec.initialStartAt && Date.parse(this.rec.initialStartAt) <= t) {
+      this.update({ initialStartAt: null });
+      this.setState("Initial replication in progress");
+      this.schedule(0);
+      return;
+    }
+    if (this.stopped || this.rec.state !== "Resynchronization required") return;
     const policy = this.rec.resyncPolicy ?? { mode: "manual" };
     const due = (this.rec.resyncAt !== null && this.rec.resyncAt !== undefined && Date.parse(this.rec.resyncAt) <= t) || policy.mode === "automatic" || (policy.mode === "window" && inWindow(t, policy.start, policy.end));
     if (due) {
@@ -243,13 +249,17 @@ export class PrimaryReplication {
     return true;
   }
 
-  /** Starts a resynchronization now (from Resynchronization required). */
-  async resynchronize(): Promise<void> {
-    if (this.rec.state !== "Resynchronization required") {
-      throw conflict(`replication of '${this.rec.vmName}' is ${this.rec.state}; a resynchronization starts from Resynchronization required`, { state: this.rec.state });
+  /**
+   * Starts a resynchronization now: from Resynchronization required, or (`existingCopy`) as
+   * the initial replication onto a copy the Replica server already has.
+   */
+  async resynchronize(existingCopy = false): Promise<void> {
+    const from = existingCopy ? "Ready for initial replication" : "Resynchronization required";
+    if (this.rec.state !== from) {
+      throw conflict(`replication of '${this.rec.vmName}' is ${this.rec.state}; a resynchronization starts from ${from}`, { state: this.rec.state });
     }
     while (this.running) await this.running;
-    if (this.rec.state !== "Resynchronization required") return; // started meanwhile
+    if (this.rec.state !== from) return; // started meanwhile
     // What was pending is superseded by comparing every block; from here on, changes are tracked.
     await this.vm.clearChanged(this.rec.disks.map((d) => d.index));
     const progress = newProgress(this.rec.disks, new Date(now()).toISOString());
@@ -276,6 +286,39 @@ export class PrimaryReplication {
     this.update({ resync: null });
     this.setState("Replicating");
     this.event("info", "replication.resync-complete", `Resynchronization of '${this.rec.vmName}' completed: ${p.comparedBytes} bytes compared, ${p.differingBytes} bytes differed and were sent; recovery points older than it were deleted on the Replica server.`, data);
+  }
+
+  /**
+   * External media: cycles wait until the Replica server imported the initial copy; its
+   * changes since the export then follow as ordinary cycles. Answers the outcome while waiting.
+   */
+  private async awaitImport(seq: number): Promise<CycleOutcome | undefined> {
+    const waiting = (error: string): CycleOutcome => ({ seq, ok: false, changedBytes: 0, wireBytes: 0, error });
+    try {
+      const status = await this.replicaStatus();
+      if (status.lastAppliedSeq < 0) return waiting(`waiting for Import Initial Replica on ${this.rec.replicaServer} from ${this.rec.awaitingImport!.folder}`);
+    } catch (err) {
+      return waiting((err as Error).message);
+    }
+    this.update({ awaitingImport: null, reconcile: true });
+    this.event("info", "replication.imported", `The Replica server imported the initial copy of '${this.rec.vmName}'; the changes since the export follow.`);
+    return undefined;
+  }
+
+  /** Initial replication: bytes done of the total, rate and ETA every 2 s, on the event stream. */
+  private reportProgress(cycle: FrozenCycle, stats: SendStats): NodeJS.Timeout {
+    const total = cycle.disks.reduce((n, d) => n + d.changedBytes, 0);
+    const started = Date.now();
+    return setInterval(() => {
+      const done = stats.processedBytes ?? 0;
+      const rate = done / Math.max(0.001, (Date.now() - started) / 1000);
+      this.event("info", "replication.initial-progress", `Initial replication of '${this.rec.vmName}': ${Math.round((100 * done) / Math.max(total, 1))}% (${done} of ${total} bytes).`, {
+        done,
+        total,
+        bytesPerSecond: Math.round(rate),
+        etaSeconds: Math.round((total - done) / Math.max(rate, 1)),
+      });
+    }, 2000);
   }
 
   /** Whether this cycle makes the hour's recovery point on the replica, and of which kind. */
@@ -318,6 +361,10 @@ export class PrimaryReplication {
     const stopping = () => {
       if (abort.signal.aborted) throw new Error("the agent is shutting down");
     };
+    if (this.rec.awaitingImport) {
+      const waiting = await this.awaitImport(seq);
+      if (waiting) return waiting;
+    }
     const resync = this.rec.state === "Resynchronizing" ? this.rec.resync : null;
     const segment = resync ? nextSegment(this.rec.disks, resync) : null;
     // Changes pile up while cycles fail; past half the disk, comparing it sends less.
@@ -360,13 +407,14 @@ export class PrimaryReplication {
       };
       const nonce = randomBytes(16).toString("hex");
       const auth = this.rec.authMode === "http" && this.deps.token ? { token: this.deps.token, nonce } : undefined;
+      const progress = initial ? this.reportProgress(toSend, stats) : undefined;
       const ack = await this.deps.peers.stream<CycleAck>(
         this.target,
         `/replication/v1/relationships/${this.rec.id}/cycles/${seq}?base=${base}${segment ? "&resync=1" : ""}`,
         withFailpoint(cycleStream(toSend, this.deps.pool, { relationshipId: this.rec.id, seq, base, compress: this.rec.compression, marks, auth }, stats)),
         nonce,
         abort.signal,
-      );
+      ).finally(() => clearInterval(progress));
       if (ack.seq !== seq) throw new Error(`the Replica server acknowledged cycle ${ack.seq} instead of ${seq}`);
       if (auth) {
         const want = Buffer.from(ackMac(auth.token, { relationshipId: this.rec.id, seq, base, nonce }, stats.mac ?? ""), "hex");

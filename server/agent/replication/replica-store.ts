@@ -31,6 +31,7 @@ import { RedoWriter } from "./redo-log.js";
 import { ackMac, type StreamAuth } from "./stream-auth.js";
 import type { CycleMarks } from "./frames.js";
 import { RecoveryHistory, type PointView, type Range } from "./recovery/recovery-history.js";
+import { copyImage, readManifest } from "./recovery/import.js";
 
 export interface RecoveryPointInfo {
   /** "latest" for the replica disks themselves. */
@@ -194,8 +195,9 @@ export class ReplicaStore {
       }
       throw conflict(`relationship ${body.relationshipId} already exists on this server`);
     }
+    if (body.initialMethod === "existing-copy") return this.adoptExistingCopy(body, peer, authorized.trustGroup);
     if (this.deps.hypervisor.find(body.vmId)) {
-      throw conflict(`a virtual machine with id ${body.vmId} already exists on this Replica server; remove it or use it as the initial copy`);
+      throw conflict(`a virtual machine with id ${body.vmId} already exists on this Replica server; remove it, or enable replication with the existing copy as the initial copy`);
     }
     const storageDir = join(authorized.storageLocation, body.vmId);
     const vm = await this.deps.hypervisor.create(
@@ -225,6 +227,7 @@ export class ReplicaStore {
       staged: null,
       recoveryHistory: body.recoveryHistory,
       points: [],
+      awaitingImport: body.initialMethod === "external-media",
       stats: emptyStats(),
       reason: null,
     };
@@ -237,6 +240,76 @@ export class ReplicaStore {
       message: `Replica virtual machine '${body.vmName}' was created for primary server '${peer.name}' in ${storageDir} (trust group ${rec.trustGroup}).`,
     });
     return rec;
+  }
+
+  /** The Replica server already holds this VM (restored from a backup): it becomes the replica as it is. */
+  private async adoptExistingCopy(body: CreateReplicaBody, peer: Peer, trustGroup: string): Promise<ReplicaRecord> {
+    const vm = this.deps.hypervisor.find(body.vmId);
+    if (!vm) throw conflict(`there is no virtual machine with id ${body.vmId} on this Replica server to use as the initial copy; restore it here first, or choose another initial replication method`);
+    if (this.deps.repo.byVm(body.vmId).length > 0) throw conflict(`virtual machine ${body.vmId} on this Replica server is already replicated`);
+    if (vm.config.state !== "Off") throw conflict(`'${vm.config.name}' is ${vm.config.state} on this Replica server; turn it off before it becomes the replica`);
+    for (const d of body.disks) {
+      const mine = vm.config.disks.find((x) => x.index === d.index);
+      if (!mine || mine.sizeBytes !== d.sizeBytes) throw conflict(`disk ${d.index} of the existing copy ${mine ? `is ${mine.sizeBytes} bytes, not ${d.sizeBytes}` : "is missing"}; it cannot serve as the initial copy`);
+    }
+    vm.config = { ...vm.config, replicaOf: { primaryServer: peer.name } };
+    await vm.saveConfig();
+    const rec: ReplicaRecord = {
+      id: body.relationshipId,
+      role: "replica",
+      vmId: vm.id,
+      vmName: body.vmName,
+      primaryServer: peer.name,
+      trustGroup,
+      storageDir: vm.dir,
+      state: "Waiting for initial replication",
+      frequencySeconds: body.frequencySeconds,
+      disks: body.disks,
+      createdAt: nowIso(),
+      lastSyncAt: null,
+      lastAppliedSeq: -1,
+      staged: null,
+      recoveryHistory: body.recoveryHistory,
+      points: [],
+      stats: emptyStats(),
+      reason: null,
+    };
+    this.deps.repo.save(rec);
+    this.deps.events.emit({ severity: "info", kind: "replica.created", vmId: vm.id, relationshipId: rec.id, message: `The existing virtual machine '${vm.config.name}' is the initial copy for primary server '${peer.name}': only the blocks that differ will be sent.` });
+    return rec;
+  }
+
+  /**
+   * Import Initial Replica: copies the disks a primary exported to external media into the
+   * placeholder, checking every image against the manifest's hash; changes made since the
+   * export then arrive as ordinary cycles.
+   */
+  async importInitial(vmId: string, folder: string): Promise<ReplicaRecord> {
+    const rec = this.replicaOfVm(vmId);
+    if (!rec.awaitingImport || rec.lastAppliedSeq >= 0) throw conflict(`'${rec.vmName}' is not a placeholder waiting for Import Initial Replica (it is ${rec.state})`);
+    const manifest = await readManifest(folder, rec);
+    return this.lock(rec.id).run(async () => {
+      const paths = this.diskPaths(rec);
+      await this.emptyDisks(rec);
+      const total = manifest.disks.reduce((n, d) => n + d.sizeBytes, 0);
+      let done = 0;
+      try {
+        for (const d of manifest.disks) {
+          const sha = await copyImage(join(folder, d.file), paths.get(d.index)!, d.sizeBytes, (n) => {
+            done += n;
+            this.deps.events.emit({ severity: "info", kind: "replica.import-progress", vmId, relationshipId: rec.id, message: `Importing the initial copy of '${rec.vmName}': ${Math.round((100 * done) / total)}%.`, data: { done, total } });
+          });
+          if (sha !== d.sha256) throw new AgentError(422, "IMPORT_MISMATCH", `disk ${d.index} in ${folder} does not match its manifest (SHA-256 ${sha}, expected ${d.sha256}): the media is damaged or was changed; nothing was imported`);
+        }
+      } catch (err) {
+        await this.emptyDisks(rec);
+        throw err;
+      }
+      const now = { ...this.record(rec.id), lastAppliedSeq: manifest.point.seq, lastSyncAt: manifest.createdAt, state: "Replicating" as const, awaitingImport: false };
+      this.deps.repo.save(now);
+      this.deps.events.emit({ severity: "info", kind: "replica.imported", vmId, relationshipId: rec.id, message: `The initial copy of '${rec.vmName}' was imported from ${folder}; changes made since the export follow as ordinary cycles.` });
+      return now;
+    });
   }
 
   /** Authorized peers only learn whether a relationship exists. */

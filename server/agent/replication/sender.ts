@@ -26,6 +26,8 @@ export interface SendStats {
   dataBytes: number;
   wireBytes: number;
   frames: number;
+  /** Bytes of the disks framed so far, zero runs included (progress of a long cycle). */
+  processedBytes?: number;
   /** HTTP mode: the stream's HMAC, which the replica's acknowledgement must cover. */
   mac?: string;
 }
@@ -101,6 +103,7 @@ export async function* cycleStream(cycle: FrozenCycle, pool: CodecPool, opts: Se
       yield emit(header);
       if (payload.length) yield emit(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
       if (!p.zero) stats.dataBytes += p.length;
+      stats.processedBytes = (stats.processedBytes ?? 0) + p.length;
     }
   }
   stats.frames = index;

@@ -54,6 +54,10 @@ export interface PrimaryRecord extends Common {
   resyncPolicy?: ResyncPolicy;
   /** A resynchronization the user scheduled for later. */
   resyncAt?: string | null;
+  /** A scheduled initial replication over the network. */
+  initialStartAt?: string | null;
+  /** The initial copy went to external media: cycles wait until the replica imported it. */
+  awaitingImport?: { folder: string; exportedAt: string } | null;
 }
 
 export type ResyncPolicy = { mode: "manual" } | { mode: "automatic" } | { mode: "window"; start: string; end: string };
@@ -89,6 +93,8 @@ export interface ReplicaRecord extends Common {
   /** The test failover VM running from this replica, if any. */
   /** The primary's last cycle before a planned failover (marks.prepared), until another cycle. */
   preparedSeq?: number | null;
+  /** A placeholder waiting for Import Initial Replica (external media). */
+  awaitingImport?: boolean;
   /** Where the primary's replication API answers, as its last cycle said. */
   returnPath?: { port: number; authMode: AuthMode } | null;
   testFailover?: { testVmId: string; pointId: string; pointAt: string | null; seq: number; startedAt: string } | null;

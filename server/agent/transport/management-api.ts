@@ -10,6 +10,7 @@ import {
   EventsQuery,
   PowerAction,
   FailoverOptionsBody,
+  ImportInitialReplicaBody,
   ReplicaServerSettings,
   ResynchronizeBody,
   ReverseReplicationBody,
@@ -205,6 +206,10 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
     return ctx.replication.planned.failOver(vmId, opts);
   });
 
+  app.post("/api/v1/vms/:vmId/replication/import", async (req) => {
+    const { vmId } = parse(VmParams, req.params, "params");
+    return ctx.replication.replicas.importInitial(vmId, parse(ImportInitialReplicaBody, req.body, "body").folder);
+  });
   app.get("/api/v1/vms/:vmId/replication/statistics", async (req) => ctx.replication.statistics(parse(VmParams, req.params, "params").vmId));
   app.post("/api/v1/vms/:vmId/replication/statistics/reset", async (req) => ctx.replication.resetStatistics(parse(VmParams, req.params, "params").vmId));
   app.get("/api/v1/vms/:vmId/replication/statistics.csv", async (req, reply) => {

@@ -13,11 +13,16 @@ export interface ExportManifest {
   vmId: string;
   vmName: string;
   point: { id: string; kind: string; at: string | null; seq: number };
+  /** External media: the relationship the initial copy belongs to. */
+  relationshipId?: string;
   disks: { index: number; file: string; sizeBytes: number; sha256: string }[];
   createdAt: string;
 }
 
-export async function hashView(view: PointView, disk: number, sizeBytes: number): Promise<string> {
+/** Anything that reads a disk's bytes as of one point: a recovery point's view, a frozen cycle. */
+export type DiskSource = Pick<PointView, "read">;
+
+export async function hashView(view: DiskSource, disk: number, sizeBytes: number): Promise<string> {
   const h = createHash("sha256");
   for (let off = 0; off < sizeBytes; off += CHUNK) h.update(await view.read(disk, off, Math.min(CHUNK, sizeBytes - off)));
   return h.digest("hex");
@@ -28,7 +33,7 @@ export async function hashView(view: PointView, disk: number, sizeBytes: number)
  * manifest of their hashes. `progress` hears the bytes done so far out of the total.
  */
 export async function exportView(
-  view: PointView,
+  view: DiskSource,
   about: Omit<ExportManifest, "format" | "disks" | "createdAt">,
   disks: { index: number; sizeBytes: number }[],
   folder: string,
