@@ -52,7 +52,7 @@ export function ConnectServerDialog({ onClose, onConnected }: { onClose(): void;
             </div>
           ) : null}
           <label className="flex items-center gap-2">
-            <input type="radio" name="auth" data-testid="connect-auth-certificate" checked={auth === "certificate"} onChange={() => setAuth("certificate")} />
+            <input type="radio" name="auth" data-testid="connect-auth-certificate" checked={auth === "certificate"} onChange={() => (setAuth("certificate"), setAddress((a) => (a === "http://" ? "https://" : a)))} />
             The console&apos;s certificate (HTTPS with mutual TLS)
           </label>
           {fields.auth ? <div className="ml-6 text-crit" data-testid="error-auth">{fields.auth.join("; ")}</div> : null}

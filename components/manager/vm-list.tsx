@@ -38,7 +38,7 @@ export function VmList({ vms, selectedId, pending, servers, onSelect, onContextM
         id: "name",
         header: "Name",
         accessorKey: "name",
-        size: 220,
+        size: servers ? 180 : 220,
         cell: ({ row }) => (
           <span className="flex items-center gap-1">
             <VmIcon state={row.original.state} />
@@ -46,12 +46,12 @@ export function VmList({ vms, selectedId, pending, servers, onSelect, onContextM
           </span>
         ),
       },
-      ...(servers ? [{ id: "server", header: "Server", accessorFn: (v: Vm) => servers.get(v.hostId) ?? "", size: 140 } satisfies ColumnDef<Vm>] : []),
+      ...(servers ? [{ id: "server", header: "Server", accessorFn: (v: Vm) => servers.get(v.hostId) ?? "", size: 130 } satisfies ColumnDef<Vm>] : []),
       { id: "state", header: "State", accessorKey: "state", size: 90 },
       { id: "cpu", header: "CPU Usage", accessorFn: () => "", size: 80, enableSorting: false },
       { id: "memory", header: "Assigned Memory", accessorKey: "assignedMemoryMiB", size: 115, cell: ({ getValue }) => formatMemoryMB(getValue<number>()) },
       { id: "uptime", header: "Uptime", accessorFn: (v) => (v.upSince ? -Date.parse(v.upSince) : Number.NEGATIVE_INFINITY), size: 90, cell: ({ row }) => formatUptime(row.original.upSince, now) },
-      { id: "status", header: "Status", accessorFn: (v) => pending[vmKey(v)] ?? "", size: 150 },
+      { id: "status", header: "Status", accessorFn: (v) => pending[vmKey(v)] ?? "", size: 120 },
       {
         id: "health",
         header: "Replication Health",
@@ -113,7 +113,7 @@ export function VmList({ vms, selectedId, pending, servers, onSelect, onContextM
         </span>
       </div>
       <div ref={scroller} className="min-h-0 flex-1 overflow-auto outline-none" tabIndex={0} onKeyDown={keys} data-testid="vm-list">
-        <table className="w-full table-fixed border-collapse" role="grid" aria-label="Virtual Machines">
+        <table className="w-full table-fixed border-collapse" style={{ minWidth: table.getTotalSize() }} role="grid" aria-label="Virtual Machines">
           <thead className="sticky top-0 z-10 bg-white">
             {table.getHeaderGroups().map((g) => (
               <tr key={g.id}>
@@ -121,7 +121,7 @@ export function VmList({ vms, selectedId, pending, servers, onSelect, onContextM
                   <th
                     key={h.id}
                     style={{ width: h.getSize() }}
-                    className="h-[22px] cursor-default border-r border-b border-border-light px-1 text-left font-normal select-none hover:bg-hover"
+                    className="h-[22px] cursor-default truncate border-r border-b border-border-light px-1 text-left font-normal whitespace-nowrap select-none hover:bg-hover"
                     onClick={h.column.getToggleSortingHandler()}
                     aria-sort={h.column.getIsSorted() === "asc" ? "ascending" : h.column.getIsSorted() === "desc" ? "descending" : "none"}
                     data-testid={`col-${h.id}`}

@@ -8,6 +8,7 @@ import { printAdmin } from "./print.js";
 
 const env = readEnv();
 const running = await startConsole({ env, dev: process.argv.includes("--dev") });
+for (const m of running.appliedMigrations) console.log(`database: applied migration ${m}`);
 console.log(`Replica Manager console: ${running.url}`);
 printAdmin(running.firstRunAdmin);
 const stop = async () => {
