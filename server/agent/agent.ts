@@ -6,7 +6,8 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
-import type { ReplicaServerSettings } from "../shared/agent-api.js";
+import type { HostReplicationSettings, ReplicaServerSettings } from "../shared/agent-api.js";
+import { TokenBucket } from "./replication/token-bucket.js";
 import { ReplicaServerSettings as SettingsSchema } from "../shared/agent-api.js";
 import { readTls, type AgentConfig, type TlsMaterial } from "./config.js";
 import { AgentError } from "./errors.js";
@@ -24,6 +25,7 @@ import { registerReplicationApi } from "./transport/replication-api.js";
 
 export const AGENT_VERSION = "0.1.0";
 const SETTINGS_KEY = "replica-server";
+const HOST_REPLICATION_KEY = "host-replication";
 
 export function defaultReplicaSettings(dataDir: string): ReplicaServerSettings {
   return {
@@ -46,6 +48,8 @@ export class Agent {
   private listeners: { http?: FastifyInstance; https?: FastifyInstance } = {};
   private replicationTls: TlsMaterial | undefined;
   private settings: ReplicaServerSettings | undefined;
+  private hostReplication: HostReplicationSettings = { bandwidthLimitMiBps: null };
+  private hostBucket: TokenBucket | undefined;
 
   constructor(
     readonly config: AgentConfig,
@@ -64,6 +68,7 @@ export class Agent {
     this.events = new EventLog(this.db, this.log);
     this.settings = getSetting<ReplicaServerSettings>(this.db, SETTINGS_KEY) ?? cfg.replicaServer ?? defaultReplicaSettings(cfg.dataDir);
     putSetting(this.db, SETTINGS_KEY, this.settings);
+    this.setHostReplication(getSetting<HostReplicationSettings>(this.db, HOST_REPLICATION_KEY) ?? this.hostReplication);
 
     this.hypervisor = new LabHypervisor(cfg.dataDir, this.db, this.events);
     await this.hypervisor.start();
@@ -77,6 +82,7 @@ export class Agent {
       pool: this.pool,
       peers: this.peers,
       token: cfg.replication.token,
+      hostBucket: () => this.hostBucket,
       fence: async (vmId) => {
         const vm = this.hypervisor!.find(vmId);
         if (vm && vm.config.state !== "Off") await this.hypervisor!.power(vmId, "turn-off");
@@ -102,6 +108,8 @@ export class Agent {
       events: this.events,
       getReplicaSettings: () => this.settings!,
       setReplicaSettings: (s) => this.setReplicaSettings(s),
+      getHostReplication: () => this.hostReplication,
+      setHostReplication: (s) => this.setHostReplication(s),
       capabilities: () => ({ https: Boolean(this.replicationTls), http: Boolean(cfg.replication.token) }),
     });
     await management.listen({ host: cfg.listen, port: cfg.management.port });
@@ -112,6 +120,17 @@ export class Agent {
   }
 
   /** New settings take effect only once their listeners are bound; otherwise nothing changes. */
+  /** A bandwidth limit for all of this host's outgoing replication, applied from the next chunk. */
+  private setHostReplication(s: HostReplicationSettings): HostReplicationSettings {
+    const rate = s.bandwidthLimitMiBps ? s.bandwidthLimitMiBps * 1024 * 1024 : 0;
+    if (!rate) this.hostBucket = undefined;
+    else if (this.hostBucket) this.hostBucket.setRate(rate);
+    else this.hostBucket = new TokenBucket(rate);
+    this.hostReplication = s;
+    putSetting(this.db!, HOST_REPLICATION_KEY, s);
+    return s;
+  }
+
   private async setReplicaSettings(next: ReplicaServerSettings): Promise<ReplicaServerSettings> {
     const s = SettingsSchema.parse(next);
     for (const t of ["http", "https"] as const) {

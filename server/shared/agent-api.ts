@@ -4,7 +4,7 @@
  * here breaks their build rather than their users.
  */
 import { z } from "zod";
-import { AuthMode, ReplicationFrequency, WorkloadPattern } from "./replication.js";
+import { AuthMode, BandwidthLimit, ReplicationFrequency, WorkloadPattern } from "./replication.js";
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -187,6 +187,8 @@ export const EnableReplicationBody = z.object({
     .refine((ds) => new Set(ds).size === ds.length, "each disk may be chosen once")
     .optional(),
   frequencySeconds: ReplicationFrequency.default(300),
+  /** Per-VM limit in MiB/s on what this relationship sends; null: unlimited. */
+  bandwidthLimitMiBps: BandwidthLimit.default(null),
   ...RecoveryHistoryFields,
   resyncPolicy: ResyncPolicy.default({ mode: "manual" }),
   initialReplication: InitialReplication.default({ method: "network" }),
@@ -204,6 +206,7 @@ export const UpdateReplicationBody = z
   .object({
     frequencySeconds: ReplicationFrequency,
     compression: z.boolean(),
+    bandwidthLimitMiBps: BandwidthLimit,
     recoveryHistory: RecoveryHistoryFields.recoveryHistory.removeDefault(),
     appConsistentFrequencyHours: RecoveryHistoryFields.appConsistentFrequencyHours.removeDefault(),
     resyncPolicy: ResyncPolicy,
@@ -245,6 +248,10 @@ export const ImportInitialReplicaBody = z.object({
   /** The folder the primary exported the initial copy to (disk images and manifest.json). */
   folder: z.string().trim().min(1, "folder must be an absolute path").startsWith("/", "folder must be an absolute path"),
 });
+
+/** Settings of replication on this host as a primary: a limit shared by all its relationships. */
+export const HostReplicationSettings = z.object({ bandwidthLimitMiBps: BandwidthLimit });
+export type HostReplicationSettings = z.infer<typeof HostReplicationSettings>;
 
 export const EventsQuery = z.object({
   after: z.coerce.number().int().min(0).default(0),

@@ -27,12 +27,17 @@ export type ReplicationHealth = z.infer<typeof ReplicationHealth>;
 
 /** Hyper-V's three frequencies, in seconds. 300 is the default, as in Hyper-V. */
 export const REPLICATION_FREQUENCIES = [30, 300, 900] as const;
+/** Beyond Hyper-V: the same engine replicates as often as every 5 seconds. */
+export const FAST_REPLICATION_FREQUENCIES = [5, 10, 15] as const;
 export const ReplicationFrequency = z
   .number()
   .int()
-  .refine((s) => (REPLICATION_FREQUENCIES as readonly number[]).includes(s), {
-    message: "frequencySeconds must be 30, 300 or 900 (30 seconds, 5 or 15 minutes)",
+  .refine((s) => ([...FAST_REPLICATION_FREQUENCIES, ...REPLICATION_FREQUENCIES] as number[]).includes(s), {
+    message: "frequencySeconds must be 30, 300 or 900 (30 seconds, 5 or 15 minutes), or 5, 10 or 15 seconds",
   });
+
+/** A replication bandwidth limit in MiB/s (token bucket); null: unlimited. */
+export const BandwidthLimit = z.number().min(0.1, "bandwidth limit must be at least 0.1 MiB/s").max(100_000, "bandwidth limit must be at most 100000 MiB/s").nullable();
 
 export const AuthMode = z.enum(["https", "http"]);
 export type AuthMode = z.infer<typeof AuthMode>;

@@ -39,6 +39,12 @@ export interface ReplicationStatistics {
   lastTestFailoverAt: string | null;
   testFailoverRunning: boolean | null;
   lastError: string | null;
+  frequencySeconds: number;
+  /** Primary: bytes put on the wire since the agent started, cycles in flight included. */
+  sentBytes: number | null;
+  /** Primary: the per-VM and per-host limits replication obeys, MiB/s (null: unlimited). */
+  bandwidthLimitMiBps: number | null;
+  hostBandwidthLimitMiBps: number | null;
 }
 
 const LOSS_REASONS: Record<string, string> = {
@@ -164,6 +170,10 @@ export class ReplicationManager {
       lastTestFailoverAt: r.role === "replica" ? (r.lastTestFailoverAt ?? null) : null,
       testFailoverRunning: r.role === "replica" ? Boolean(r.testFailover) : null,
       lastError: s.lastError,
+      frequencySeconds: r.frequencySeconds,
+      sentBytes: primary ? primary.sentBytes : null,
+      bandwidthLimitMiBps: r.role === "primary" ? (r.bandwidthLimitMiBps ?? null) : null,
+      hostBandwidthLimitMiBps: r.role === "primary" ? (this.deps.hostBucket() ? this.deps.hostBucket()!.rate / (1024 * 1024) : null) : null,
     };
   }
 
@@ -254,6 +264,7 @@ export class ReplicationManager {
       recoveryHistory: body.recoveryHistory,
       appConsistentFrequencyHours: body.appConsistentFrequencyHours,
       resyncPolicy: body.resyncPolicy,
+      bandwidthLimitMiBps: body.bandwidthLimitMiBps,
       lastPointAt: null,
       lastAppConsistentAt: null,
       stats: emptyStats(),

@@ -23,6 +23,7 @@ import type { BlockHashesBody } from "../../shared/agent-api.js";
 import { BLOCK_SIZE } from "../tracking/tracked-disk.js";
 import { conflict } from "../errors.js";
 import { blockHashesMac, HASH_BYTES } from "./block-hashes.js";
+import { MiB, throttled, TokenBucket } from "./token-bucket.js";
 import { advance, compareSegment, newProgress, nextSegment, type ResyncProgress, type Segment } from "./resync.js";
 
 const RETRY_MIN_MS = 1000;
@@ -46,6 +47,8 @@ export interface PrimaryDeps {
   peers: PeerClient;
   /** HTTP mode: the shared token signing the stream. */
   token?: string;
+  /** The limit shared by every relationship of this host, if one is set. */
+  hostBucket: () => TokenBucket | undefined;
   /** Turns the VM off at once: its replica was failed over, so it must not run as a second primary. */
   fence: (vmId: string) => Promise<void>;
   /** This host's replication endpoint for a mode, if it runs one (sent to the replica). */
@@ -66,6 +69,9 @@ export class PrimaryReplication {
   private retryMs = RETRY_MIN_MS;
   private stopped = false;
   private policyTimer: NodeJS.Timeout | undefined;
+  private bucket: TokenBucket | undefined;
+  /** Bytes let onto the wire since the agent started, cycles in flight included (throughput). */
+  sentBytes = 0;
   /** Set while preparing a planned failover: cycles then tell the replica where to reverse to. */
   preparing = false;
   private abort: AbortController | undefined;
@@ -214,6 +220,16 @@ export class PrimaryReplication {
       });
     }
     this.update({ lastAckedSeq: status.lastAppliedSeq, reconcile: false });
+  }
+
+  /** The per-VM limit (kept in step with the record) and the host's, which cycles obey. */
+  private buckets(): TokenBucket[] {
+    const limit = this.rec.bandwidthLimitMiBps ? this.rec.bandwidthLimitMiBps * MiB : 0;
+    if (!limit) this.bucket = undefined;
+    else if (!this.bucket) this.bucket = new TokenBucket(limit);
+    else if (this.bucket.rate !== limit) this.bucket.setRate(limit);
+    const host = this.deps.hostBucket();
+    return [...(this.bucket ? [this.bucket] : []), ...(host ? [host] : [])];
   }
 
   private replicaStatus(): Promise<{ lastAppliedSeq: number; state: string }> {
@@ -411,7 +427,7 @@ export class PrimaryReplication {
       const ack = await this.deps.peers.stream<CycleAck>(
         this.target,
         `/replication/v1/relationships/${this.rec.id}/cycles/${seq}?base=${base}${segment ? "&resync=1" : ""}`,
-        withFailpoint(cycleStream(toSend, this.deps.pool, { relationshipId: this.rec.id, seq, base, compress: this.rec.compression, marks, auth }, stats)),
+        withFailpoint(throttled(cycleStream(toSend, this.deps.pool, { relationshipId: this.rec.id, seq, base, compress: this.rec.compression, marks, auth }, stats), () => this.buckets(), (n) => (this.sentBytes += n))),
         nonce,
         abort.signal,
       ).finally(() => clearInterval(progress));

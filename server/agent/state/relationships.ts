@@ -43,6 +43,8 @@ export interface PrimaryRecord extends Common {
   reconcile: boolean;
   /** Additional hourly recovery points the replica keeps (0: the latest only). */
   recoveryHistory: number;
+  /** What this relationship may send, MiB/s; null or absent: unlimited. */
+  bandwidthLimitMiBps?: number | null;
   /** Every how many hours a point is application-consistent; null: never. */
   appConsistentFrequencyHours: number | null;
   /** When the last acknowledged cycle that made a recovery point was frozen. */

@@ -10,6 +10,7 @@ import {
   EventsQuery,
   PowerAction,
   FailoverOptionsBody,
+  HostReplicationSettings,
   ImportInitialReplicaBody,
   ReplicaServerSettings,
   ResynchronizeBody,
@@ -38,6 +39,8 @@ export interface ManagementContext {
   events: EventLog;
   getReplicaSettings(): ReplicaServerSettings;
   setReplicaSettings(s: ReplicaServerSettings): Promise<ReplicaServerSettings>;
+  getHostReplication(): HostReplicationSettings;
+  setHostReplication(s: HostReplicationSettings): HostReplicationSettings;
   capabilities(): { https: boolean; http: boolean };
 }
 
@@ -170,6 +173,9 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
   });
 
   registerRecoveryApi(app, ctx.replication.replicas, ctx.events);
+
+  app.get("/api/v1/replication-settings", async () => ctx.getHostReplication());
+  app.put("/api/v1/replication-settings", async (req) => ctx.setHostReplication(parse(HostReplicationSettings, req.body, "body")));
 
   app.get("/api/v1/replica-server", async () => ctx.getReplicaSettings());
   app.put("/api/v1/replica-server", async (req) => ctx.setReplicaSettings(parse(ReplicaServerSettings, req.body, "body")));
