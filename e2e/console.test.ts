@@ -53,6 +53,8 @@ describe("the console in a browser", () => {
     admin = await signIn(browser, consoleProc.url, consoleProc.admin.name, consoleProc.admin.password);
     const cookie = (await admin.context().cookies()).find((c) => c.name === "rm_session");
     expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Strict" });
+    await admin.goto(`${consoleProc.url}/login`);
+    expect(new URL(admin.url()).pathname).toBe("/");
     await connectServer(admin, pair.primary.url, "hv01.lab.test");
     await connectServer(admin, pair.replica.url, "hv02.lab.test");
     await expect(admin.locator("[data-testid=host-tree] [role=treeitem][data-status]").count()).resolves.toBe(2);

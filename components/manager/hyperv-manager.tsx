@@ -54,6 +54,17 @@ export function HyperVManager() {
   );
   const vmItems = useMemo(() => (vm ? vmActionItems({ vm, role, pending: ops.pending[vmKey(vm)], ops, confirm }) : []), [vm, role, ops, confirm]);
 
+  // F5 refreshes the selected server, as in the MMC.
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key !== "F5") return;
+      e.preventDefault();
+      hostItems.find((i) => i.testId === "refresh" && !i.disabled)?.run?.();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [hostItems]);
+
   const openMenu = (e: React.MouseEvent, items: ActionItem[]) => {
     e.preventDefault();
     setMenu({ x: e.clientX, y: e.clientY, items });

@@ -56,6 +56,17 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   const http = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? "/";
     if (url.startsWith(`${TRPC_PATH}/`)) return trpc(req, res);
+    if (req.method === "GET" && /^\/login(\?|$)/.test(url)) {
+      // Signed in already: straight to the manager.
+      void userOfSession(db, readCookie(req.headers.cookie)).then(
+        (s) => {
+          if (s) res.writeHead(302, { location: "/" }).end();
+          else void handleNext(req, res);
+        },
+        () => void handleNext(req, res),
+      );
+      return;
+    }
     if (req.method === "GET" && !OPEN.test(url) && !/\.\w+$/.test(url.split("?")[0]!)) {
       void userOfSession(db, readCookie(req.headers.cookie)).then((s) => {
         if (s) return handleNext(req, res);
