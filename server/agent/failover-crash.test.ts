@@ -147,7 +147,7 @@ describe("planned failover under kill -9", () => {
   // the record; killed in between, hv01 restarts with a primary record "Prepared for planned
   // failover" and a VM marked as a replica. Cancel puts the record back to Replicating but
   // leaves replicaOf: the primary VM can never start again ("is a Replica virtual machine").
-  it.fails("old primary killed after fencing itself: cancelling instead rolls back to replication as before, and its VM can start", async () => {
+  it("old primary killed after fencing itself: cancelling instead rolls back to replication as before, and its VM can start", async () => {
     const { primary: A, replica: B } = pair;
     await h.scatter(A, 4);
     const final = await h.hash(A);

@@ -116,7 +116,7 @@ describe("failover states: what makes no sense is refused and changes nothing", 
 
   // BUG: pausing a prepared primary answers 200 and puts it in Suspended, which drops
   // "Prepared for planned failover" and with it the guard that keeps the VM off.
-  it.fails("Prepared for planned failover: pause is refused, and the VM still may not start", async () => {
+  it("Prepared for planned failover: pause is refused, and the VM still may not start", async () => {
     await A.ok("POST", path("/replication/planned-failover/prepare"));
     try {
       await unchanged(async () => {
@@ -155,7 +155,7 @@ describe("failover states: what makes no sense is refused and changes nothing", 
 
   // BUG: Test Failover is accepted on a VM that is failed over (it makes "<VM> - Test" from
   // the replica disks while the VM itself runs from a point on overlays).
-  it.fails("Failed over (waiting for completion): Test Failover is refused", async () => {
+  it("Failed over (waiting for completion): Test Failover is refused", async () => {
     try {
       await unchanged(async () => {
         await refused(B, "POST", "/replication/test-failover", {}, /failed over.*(complete|cancel)/i);
@@ -168,7 +168,7 @@ describe("failover states: what makes no sense is refused and changes nothing", 
   // BUG: pause on a failed-over replica answers 200 (state Suspended), and resume then makes
   // it "Replicating" with the failover still attached: cycles from the old primary, which the
   // failover must refuse (409 FAILED_OVER), would be accepted again.
-  it.fails("Failed over (waiting for completion): pause is refused", async () => {
+  it("Failed over (waiting for completion): pause is refused", async () => {
     try {
       await unchanged(async () => {
         await refused(B, "POST", "/replication/pause", undefined, /failed over.*(complete|cancel)/i);
@@ -222,7 +222,7 @@ describe("failover states: what makes no sense is refused and changes nothing", 
   // recovery point with Failover first" / "is not failed over", and the replica's planned
   // failover step asks the fenced primary to "prepare it first": none of these can be done;
   // the one thing left to do is Reverse Replication.
-  it.fails("Failover complete: Complete, Cancel and the planned step say to run Reverse Replication", async () => {
+  it("Failover complete: Complete, Cancel and the planned step say to run Reverse Replication", async () => {
     await unchanged(async () => {
       await refused(B, "POST", "/replication/failover/complete", undefined, /Reverse Replication/);
       await refused(B, "POST", "/replication/failover/cancel", undefined, /Reverse Replication/);
@@ -232,7 +232,7 @@ describe("failover states: what makes no sense is refused and changes nothing", 
 
   // BUG (split brain): the fence of the old primary is only its record's state; pause turns
   // "Failover complete" into "Suspended", after which the VM starts as a second primary.
-  it.fails("fenced old primary: pause is refused, and its VM still may not start", async () => {
+  it("fenced old primary: pause is refused, and its VM still may not start", async () => {
     try {
       await unchanged(async () => {
         await refused(A, "POST", "/replication/pause", undefined, /failed over|Reverse Replication/);
@@ -248,7 +248,7 @@ describe("failover states: what makes no sense is refused and changes nothing", 
 
   // BUG: Test Failover is accepted after Complete; the "latest point" it shows is the new
   // primary's own disks, which its VM keeps writing to.
-  it.fails("Failover complete: Test Failover is refused", async () => {
+  it("Failover complete: Test Failover is refused", async () => {
     try {
       await unchanged(async () => {
         await refused(B, "POST", "/replication/test-failover", {}, /complete|Reverse Replication/);
@@ -261,7 +261,7 @@ describe("failover states: what makes no sense is refused and changes nothing", 
   // BUG (data loss): pause on the completed replica answers 200 and resume makes it
   // "Replicating": it accepts the old primary's cycles again, into the disks of what is now
   // the primary VM. Last in this file: it cannot be repaired through the API.
-  it.fails("Failover complete: pause is refused and the old primary's cycles stay refused", async () => {
+  it("Failover complete: pause is refused and the old primary's cycles stay refused", async () => {
     await unchanged(async () => {
       await refused(B, "POST", "/replication/pause", undefined, /complete|Reverse Replication/);
       await refused(B, "POST", "/replication/resume", undefined, /not paused/);
@@ -280,7 +280,7 @@ describe("planned failover step on a replica that is failed over (unplanned)", (
   // startTracking on the overlay disks ("is a test failover virtual machine; it cannot be
   // replicated") after the replica record was already released: neither host is the primary
   // any more, and what the failed-over VM wrote is lost at the next restart.
-  it.fails("is refused and hands nothing over", async () => {
+  it("is refused and hands nothing over", async () => {
     ({ pair, vmId } = await replicatedPair("states-02"));
     const { primary: A, replica: B } = pair;
     const path = (p: string) => `/api/v1/vms/${vmId}${p}`;

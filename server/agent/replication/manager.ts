@@ -399,6 +399,12 @@ export class ReplicationManager {
   async pause(vmId: string): Promise<RelationshipRecord> {
     const rec = this.oneFor(vmId);
     if (rec.state === "Suspended") throw conflict(`replication of '${rec.vmName}' is already paused`);
+    // A failover's states are not paused: pausing would lift their guards (the fence, the refusal of old cycles).
+    if (rec.state === "Prepared for planned failover") throw conflict(`'${rec.vmName}' is prepared for planned failover; cancel the failover first`);
+    if (rec.state === "Failed over (waiting for completion)") throw conflict(`'${rec.vmName}' is failed over; complete or cancel the failover first`);
+    if (rec.state === "Failover complete") {
+      throw conflict(rec.role === "replica" ? `the failover of '${rec.vmName}' is complete; use Reverse Replication` : `'${rec.vmName}' was failed over to its Replica server; run Reverse Replication there`);
+    }
     if (rec.state === "Resynchronization required" || (rec.state === "Resynchronizing" && rec.role === "replica")) {
       throw conflict(`replication of '${rec.vmName}' is ${rec.state}; pausing and resuming would not repair it`, { state: rec.state });
     }

@@ -120,6 +120,13 @@ export class PlannedFailover {
     const p = this.deps.manager.primaryFor(vmId);
     if (p.record.state !== "Prepared for planned failover") throw conflict(`'${p.record.vmName}' is not prepared for planned failover (replication is ${p.record.state})`);
     p.preparing = false;
+    // A handover cut short by a crash may have fenced the VM already: this host stays the primary.
+    const vm = this.deps.hypervisor.get(vmId);
+    if (vm.config.replicaOf) {
+      const { replicaOf: _, ...config } = vm.config;
+      vm.config = config;
+      void vm.saveConfig();
+    }
     p.setState("Replicating");
     p.start();
     return p.record;
@@ -135,7 +142,10 @@ export class PlannedFailover {
     } catch (err) {
       const detail = (err as Error).message;
       steps.push({ step: "Fail over on Replica server", ok: false, detail });
-      throw new AgentError(err instanceof PeerError && err.status < 500 ? 409 : 502, "FAILOVER_FAILED", `the Replica server did not fail '${record.vmName}' over: ${detail}. '${record.vmName}' stays prepared here: retry, or cancel the failover.`, { steps });
+      // The handover may have happened before the Replica server failed: then only it can finish.
+      const now = this.deps.repo.get(record.id);
+      const next = now?.role === "replica" ? `This host already handed over: run Planned Failover on ${record.replicaServer} again to finish it.` : `'${record.vmName}' stays prepared here: retry, or cancel the failover.`;
+      throw new AgentError(err instanceof PeerError && err.status < 500 ? 409 : 502, "FAILOVER_FAILED", `the Replica server did not fail '${record.vmName}' over: ${detail}. ${next}`, { steps });
     }
   }
 
@@ -143,6 +153,8 @@ export class PlannedFailover {
   async failOver(vmId: string, opts: FailoverOptions, from?: Peer): Promise<{ steps: Step[] }> {
     const rec = this.deps.replicas.replicaOfVm(vmId);
     if (from && from.name !== rec.primaryServer) throw new AgentError(403, "FORBIDDEN", `'${from.name}' is not the primary server of '${rec.vmName}'`);
+    if (rec.failover || rec.state === "Failed over (waiting for completion)") throw conflict(`'${rec.vmName}' is failed over (unplanned); complete or cancel that failover first`);
+    if (rec.state === "Failover complete") throw conflict(`the failover of '${rec.vmName}' is complete; use Reverse Replication`);
     const steps: Step[] = [];
     const prepared = rec.returnPath;
     const ready = prepared !== null && prepared !== undefined && rec.preparedSeq === rec.lastAppliedSeq && !rec.staged;

@@ -60,6 +60,8 @@ export class TestFailovers {
   begin(vmId: string, pointId: string, network: string | null): Promise<LabVm> {
     return this.queue.run(async () => {
       const rec = this.deps.replicas.replicaOfVm(vmId);
+      if (rec.failover || rec.state === "Failed over (waiting for completion)") throw conflict(`'${rec.vmName}' is failed over; complete or cancel the failover first`);
+      if (rec.state === "Failover complete") throw conflict(`the failover of '${rec.vmName}' is complete; use Reverse Replication`);
       if (rec.testFailover) {
         throw conflict(`a test failover of '${rec.vmName}' is already running ('${rec.vmName} - Test', from the point of ${rec.testFailover.pointAt}); stop it before starting another`);
       }

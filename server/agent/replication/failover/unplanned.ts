@@ -152,6 +152,7 @@ export class UnplannedFailover {
   cancel(vmId: string): Promise<ReplicaRecord> {
     return this.queue.run(async () => {
       const rec = this.deps.replicas.replicaOfVm(vmId);
+      if (rec.state === "Failover complete") throw conflict(`the failover of '${rec.vmName}' is complete and can no longer be cancelled; use Reverse Replication`);
       if (!rec.failover) throw conflict(`'${rec.vmName}' is not failed over`);
       if (rec.failover.completing) throw conflict(`the failover of '${rec.vmName}' is being completed; it can no longer be cancelled`);
       const vm = this.deps.hypervisor.get(vmId);
@@ -173,6 +174,7 @@ export class UnplannedFailover {
   complete(vmId: string): Promise<ReplicaRecord> {
     return this.queue.run(async () => {
       const rec = this.deps.replicas.replicaOfVm(vmId);
+      if (rec.state === "Failover complete") throw conflict(`the failover of '${rec.vmName}' is already complete; use Reverse Replication`);
       if (!rec.failover) throw conflict(`'${rec.vmName}' is not failed over; choose a recovery point with Failover first`);
       const marked = { ...rec, failover: { ...rec.failover, completing: true } };
       this.deps.repo.save(marked);
