@@ -3,6 +3,7 @@
 /** The Hyper-V Manager screen: servers on the left, their VMs in the centre, actions on the right. */
 import { useMutation, useQuery } from "@tanstack/react-query";
 import { useCallback, useEffect, useMemo, useState } from "react";
+import { AuditDialog } from "@/components/dialogs/audit-dialog";
 import { ConfirmDialog, type ConfirmRequest } from "@/components/dialogs/confirm-dialog";
 import { ConnectServerDialog } from "@/components/dialogs/connect-server-dialog";
 import { HyperVSettingsDialog } from "@/components/dialogs/hyperv-settings-dialog";
@@ -20,7 +21,7 @@ import { VmDetails } from "./vm-details";
 import { VmList, vmKey } from "./vm-list";
 import { hostActionItems, vmActionItems } from "./action-items";
 
-type Modal = { kind: "connect" } | { kind: "users" } | { kind: "new-vm"; host: Host } | { kind: "settings"; host: Host } | { kind: "confirm"; request: ConfirmRequest } | null;
+type Modal = { kind: "connect" } | { kind: "users" } | { kind: "audit" } | { kind: "new-vm"; host: Host } | { kind: "settings"; host: Host } | { kind: "confirm"; request: ConfirmRequest } | null;
 
 export function HyperVManager() {
   const trpc = useTRPC();
@@ -81,7 +82,7 @@ export function HyperVManager() {
 
   return (
     <div className="flex h-full flex-col">
-      <MenuBar user={me.data ?? null} onSignOut={() => logout.mutate()} actions={vm ? vmItems : hostItems} onConnect={() => setModal({ kind: "connect" })} onUsers={() => setModal({ kind: "users" })} />
+      <MenuBar user={me.data ?? null} onSignOut={() => logout.mutate()} actions={vm ? vmItems : hostItems} onConnect={() => setModal({ kind: "connect" })} onUsers={() => setModal({ kind: "users" })} onAudit={() => setModal({ kind: "audit" })} />
       <div className="flex min-h-0 flex-1 gap-[3px] p-[3px]">
         <div className="w-[210px] shrink-0 border border-border">
           <HostTree hosts={hosts.data ?? []} selectedId={hostId} onSelect={(id) => (setHostId(id), setVmId(null))} onContextMenu={(e) => openMenu(e, hostItems)} />
@@ -122,6 +123,7 @@ export function HyperVManager() {
       {modal?.kind === "new-vm" ? <NewVmWizard hostId={modal.host.id} hostName={modal.host.name} onClose={() => setModal(null)} onCreated={(id) => (setModal(null), setVmId(vmKey({ hostId: modal.host.id, vmId: id })))} /> : null}
       {modal?.kind === "settings" ? <HyperVSettingsDialog hostId={modal.host.id} hostName={modal.host.name} readOnly={role !== "Administrator"} onClose={() => setModal(null)} /> : null}
       {modal?.kind === "users" && me.data ? <UsersDialog me={me.data.name} onClose={() => setModal(null)} /> : null}
+      {modal?.kind === "audit" ? <AuditDialog onClose={() => setModal(null)} /> : null}
       {modal?.kind === "confirm" ? <ConfirmDialog request={modal.request} onClose={() => setModal(null)} /> : null}
       <Toasts toasts={ops.toasts} onDismiss={ops.dismiss} />
     </div>

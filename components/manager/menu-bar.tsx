@@ -5,7 +5,7 @@ import type { ActionItem } from "./actions-pane";
 import { ContextMenu } from "./actions-pane";
 
 /** File / Action / View / Help in the MMC manner; Action opens the current actions. */
-export function MenuBar({ user, onSignOut, actions, onConnect, onUsers }: { user: { name: string; role: string } | null; onSignOut(): void; actions: ActionItem[]; onConnect(): void; onUsers(): void }) {
+export function MenuBar({ user, onSignOut, actions, onConnect, onUsers, onAudit }: { user: { name: string; role: string } | null; onSignOut(): void; actions: ActionItem[]; onConnect(): void; onUsers(): void; onAudit(): void }) {
   const admin = user?.role === "Administrator";
   const [open, setOpen] = useState<{ x: number; y: number; items: ActionItem[] } | null>(null);
   const show = (e: React.MouseEvent, items: ActionItem[]) => {
@@ -15,6 +15,7 @@ export function MenuBar({ user, onSignOut, actions, onConnect, onUsers }: { user
   const fileItems: ActionItem[] = [
     { label: "Connect to Server...", testId: "file-connect", run: onConnect, disabled: !admin },
     { label: "Users...", testId: "file-users", run: onUsers, disabled: !admin },
+    { label: "Audit Log...", testId: "file-audit", run: onAudit, disabled: !admin },
     { label: "Sign Out", testId: "file-sign-out", run: onSignOut },
   ];
   return (

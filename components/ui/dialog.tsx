@@ -10,6 +10,12 @@ export function Dialog({ title, onClose, children, footer, className, testId }: 
     const first = ref.current?.querySelector<HTMLElement>("input, select, button[data-autofocus]");
     first?.focus();
   }, []);
+  // Escape closes the dialog wherever the focus went (a button that got disabled drops it).
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => e.key === "Escape" && onClose();
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [onClose]);
   return (
     <div className="fixed inset-0 z-50 flex items-center justify-center bg-black/10" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
       <div
@@ -18,7 +24,6 @@ export function Dialog({ title, onClose, children, footer, className, testId }: 
         aria-label={title}
         data-testid={testId}
         className={cn("flex max-h-[90vh] w-[480px] flex-col border border-[#707070] bg-chrome shadow-[0_4px_16px_rgba(0,0,0,0.25)]", className)}
-        onKeyDown={(e) => e.key === "Escape" && onClose()}
       >
         <div className="flex h-[30px] items-center justify-between bg-white px-2">
           <span>{title}</span>

@@ -26,11 +26,24 @@ function redact(input: unknown): unknown {
   return Object.fromEntries(Object.entries(input).map(([k, v]) => [k, SECRET.test(k) ? "***" : v]));
 }
 
-function targetOf(input: unknown): string | null {
+/** What a change was about, in names a person reads: the host's and the VM's names rather than ids. */
+async function targetOf(db: Context["db"], input: unknown): Promise<string | null> {
   if (!input || typeof input !== "object") return null;
   const o = input as Record<string, unknown>;
-  const parts = ["hostId", "vmId", "id", "name", "address"].filter((k) => typeof o[k] === "string").map((k) => `${k}=${String(o[k])}`);
+  const str = (k: string) => (typeof o[k] === "string" ? (o[k] as string) : undefined);
+  const parts: string[] = [];
+  const hostId = str("hostId");
+  const vmId = str("vmId");
+  if (hostId) parts.push(`host=${(await db.host.findUnique({ where: { id: hostId }, select: { name: true } }))?.name ?? hostId}`);
+  if (hostId && vmId) parts.push(`vm=${(await db.vm.findUnique({ where: { hostId_vmId: { hostId, vmId } }, select: { name: true } }))?.name ?? vmId}`);
+  for (const k of ["id", "name", "address", "action"]) if (str(k)) parts.push(`${k}=${str(k)}`);
   return parts.length ? parts.join(" ") : null;
+}
+
+/** A refusal as one line: input errors by field rather than zod's JSON. */
+function failureOf(error: TRPCError): string {
+  if (error.cause instanceof ZodError) return Object.entries(fieldsOf(error.cause)).map(([f, m]) => `${f}: ${m.join("; ")}`).join("; ");
+  return error.message;
 }
 
 const converted = t.middleware(async ({ next }) => {
@@ -41,18 +54,20 @@ const converted = t.middleware(async ({ next }) => {
 
 const audited = t.middleware(async ({ ctx, path, type, getRawInput, next }) => {
   if (type !== "mutation") return next();
-  const result = await next();
   const input = await getRawInput().catch(() => null);
+  // Named before the change: a deleted VM has no name afterwards.
+  const target = await targetOf(ctx.db, input);
+  const result = await next();
   const who = ctx.user?.name ?? (input && typeof input === "object" && typeof (input as { name?: unknown }).name === "string" ? (input as { name: string }).name : "anonymous");
   await ctx.db.auditEntry.create({
     data: {
       userId: ctx.user?.id ?? null,
       userName: who,
       action: path,
-      target: targetOf(input),
+      target,
       input: (redact(input) ?? undefined) as object | undefined,
       result: result.ok ? "success" : "failure",
-      error: result.ok ? null : result.error.message,
+      error: result.ok ? null : failureOf(result.error),
     },
   });
   return result;

@@ -92,6 +92,8 @@ describe("users", () => {
   it("names the field of bad input and refuses a taken name", async () => {
     const admin = f.as("Administrator");
     await expectTrpcError(admin.users.create({ name: "bob", role: "Viewer", password: "short" }), "BAD_REQUEST", "password");
+    const refused = await f.db.auditEntry.findFirst({ where: { action: "users.create", target: "name=bob" }, orderBy: { id: "desc" } });
+    expect(refused).toMatchObject({ result: "failure", error: "password: a password needs at least 10 characters" });
     // @ts-expect-error an unknown role
     await expectTrpcError(admin.users.create({ name: "bob", role: "Root", password: "0123456789ab" }), "BAD_REQUEST", "role");
     await expectTrpcError(admin.users.create({ name: "viewer", role: "Viewer", password: "0123456789ab" }), "CONFLICT", "name");

@@ -151,6 +151,7 @@ describe("vms", () => {
     expect((await f.pair.primary.api("GET", `/api/v1/vms/${other.vmId}`)).status).toBe(404);
     const audit = await f.db.auditEntry.findMany({ where: { action: "vms.delete" }, orderBy: { id: "asc" } });
     expect(audit.map((a) => `${a.userName}:${a.result}`)).toEqual(["operator:failure", "administrator:failure", "administrator:success"]);
+    expect(audit.map((a) => a.target)).toEqual(Array(3).fill("host=hv01.lab.test vm=scratch"));
   });
 
   it("marks a killed agent unreachable with the reason, and reconnects with a full re-sync", async () => {
