@@ -26,6 +26,15 @@ export interface ReplicationResult {
   rsyncSeconds: number;
   rsyncSentBytes: number;
   equal: boolean;
+  resync: {
+    differingBytes: number;
+    seconds: number;
+    streamBytes: number;
+    hashBytes: number;
+    rsyncSeconds: number;
+    rsyncSentBytes: number;
+    equal: boolean;
+  };
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
@@ -122,7 +131,9 @@ export async function benchReplication(dir: string, diskGiB: number, log: (s: st
 
     log("comparing primary and replica (SHA-256)...");
     const equal = (await diskHash(primary, vm.id)) === (await diskHash(pair.replica, vm.id));
+    const resync = await benchResync(pair, vm.id, image, copy, size, log);
     return {
+      resync,
       diskGiB,
       cpSeconds,
       initialPlainSeconds: plain.seconds,
@@ -140,4 +151,47 @@ export async function benchReplication(dir: string, diskGiB: number, log: (s: st
     await pair.cleanup();
     await rm(copy, { force: true });
   }
+}
+
+/**
+ * Resynchronization of the same pair after 1% of its 4 KiB blocks changed behind the
+ * agent's back (written into the image while the agent was stopped), against rsync of the
+ * same change onto the cp copy, which held the same bytes as the replica.
+ */
+async function benchResync(pair: Pair, vmId: string, image: string, copy: string, size: number, log: (s: string) => void): Promise<ReplicationResult["resync"]> {
+  const blocks = Math.floor((size * 0.01) / 4096);
+  log(`resynchronization: changing ${blocks} random 4 KiB blocks (1%) while the agent is stopped...`);
+  await pair.primary.stop();
+  const used = new Set<number>();
+  while (used.size < blocks) used.add(randomInt(size / 4096));
+  const fh = await open(image, "r+");
+  for (const b of used) await fh.write(randomBytes(4096), 0, 4096, b * 4096);
+  await fh.sync();
+  await fh.close();
+  await pair.primary.start();
+  const stats = () => pair.primary.ok<{ sentBytes: number }>("GET", `/api/v1/vms/${vmId}/replication/statistics`);
+  const before = (await stats()).sentBytes;
+  const events = () => pair.primary.ok<{ id: number; kind: string; data: { differingBytes: number; comparedBytes: number } }[]>("GET", `/api/v1/events?vmId=${vmId}&limit=50`);
+  const mark = (await events()).at(-1)?.id ?? 0;
+  log("resynchronizing (hash compare, only differing blocks sent)...");
+  const [done, seconds] = await timed(async () => {
+    await pair.primary.ok("POST", `/api/v1/vms/${vmId}/replication/resynchronize`, {});
+    for (;;) {
+      const e = (await events()).find((x) => x.id > mark && x.kind === "replication.resync-complete");
+      if (e) return e;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+  const streamBytes = (await stats()).sentBytes - before;
+  // Hash answers: 16 bytes per 64 KiB block of the disk, then per 4 KiB block of differing 64 KiB blocks.
+  const hashBytes = (size / 65536) * 16 + used.size * 16 * 16;
+  log("rsync --inplace --no-whole-file (+ sync) of the same change...");
+  const [out, rsyncSeconds] = await timed(async () => {
+    const o = await run("rsync", ["--inplace", "--no-whole-file", "--stats", image, copy], { maxBuffer: 10 * MiB });
+    await run("sync", [copy]);
+    return o;
+  });
+  const sent = /Total bytes sent: ([\d,.]+)/.exec(out.stdout)?.[1] ?? "0";
+  const equal = (await diskHash(pair.primary, vmId)) === (await diskHash(pair.replica, vmId));
+  return { differingBytes: done.data.differingBytes, seconds, streamBytes, hashBytes, rsyncSeconds, rsyncSentBytes: Number(sent.replace(/[,.]/g, "")), equal };
 }
