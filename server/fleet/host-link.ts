@@ -130,7 +130,10 @@ export class HostLink {
     const events = this.pending.splice(0).filter((e) => e.id > this.lastTaken);
     if (events.length === 0) return;
     const vmIds = [...new Set(events.map((e) => e.vmId).filter((v): v is string => v !== null))];
-    const fetched = await Promise.all(vmIds.map(async (id) => [id, await this.vmOrGone(id)] as const));
+    // A VM that cannot be read now (the agent went away mid-batch) is left to the re-sync on
+    // reconnection; the events are stored all the same, so the history has no hole.
+    const settled = await Promise.allSettled(vmIds.map(async (id) => [id, await this.vmOrGone(id)] as const));
+    const fetched = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
     const last = events[events.length - 1]!.id;
     const rows = fetched.flatMap(([, vm]) => (vm ? [vmRow(this.host.id, this.host.name, vm)] : []));
     const gone = fetched.filter(([, vm]) => vm === null).map(([id]) => id);
@@ -170,9 +173,11 @@ export class HostLink {
     try {
       const info = await this.client.host();
       if (this.stream && info.lastEventId < this.stream.lastEventId) {
-        // The agent's log restarted below what we have taken (a new data folder): follow it afresh.
+        // The agent's log restarted below what we have taken (a new data folder): follow it
+        // afresh; its old ids are reused, so the events kept from before go.
+        await this.db.event.deleteMany({ where: { hostId: this.host.id } });
         this.lastTaken = this.lastReceived = 0;
-        this.openStream(info.lastEventId);
+        this.openStream(-1);
       }
       vms = await this.client.vms();
       await this.db.host.update({ where: { id: this.host.id }, data: { agentVersion: info.version } });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MGMT_TOKEN, waitFor } from "../../agent/testing/harness.js";
+import { join } from "node:path";
+import { defineAgent, MGMT_TOKEN, REPL_TOKEN, waitFor } from "../../agent/testing/harness.js";
 import type { VmView } from "../../fleet/vm-model.js";
 import { startConsoleFixture, type ConsoleFixture } from "../testing/console-fixture.js";
 import { expectTrpcError } from "../testing/expect-error.js";
@@ -162,5 +163,26 @@ describe("vms", () => {
     await waitFor("connected again", async () => (await f.as("Viewer").hosts.list()).find((h) => h.id === hv02 && h.status === "connected"), 10_000, 50);
     await f.as("Viewer").hosts.refresh({ id: hv02 });
     expect((await f.as("Viewer").vms.list({ hostId: hv02 })).some((v) => v.vmId === vmId)).toBe(true);
+  });
+
+  it("follows an agent that comes back with a new data folder: its log starts over, the cache is re-read", async () => {
+    await f.pair.replica.kill();
+    const fresh = await defineAgent({ hostName: "hv02.lab.test", dataDir: join(f.pair.dir, "hv02-new"), ports: f.pair.replica.ports, replicationToken: REPL_TOKEN });
+    await fresh.start();
+    try {
+      const vm = await fresh.ok<{ id: string }>("POST", "/api/v1/vms", { name: "after-reset", disks: [{ sizeBytes: 1024 * 1024 }] });
+      const list = await waitFor("the new agent's VMs only", async () => {
+        const vms = await f.as("Viewer").vms.list({ hostId: hv02 });
+        return vms.length === 1 && vms[0]!.vmId === vm.id && vms;
+      }, 10_000, 50);
+      expect(list[0]!.name).toBe("after-reset");
+      const events = await waitFor("the new agent's events", async () => {
+        const e = await f.as("Viewer").events.list({ hostId: hv02 });
+        return e.some((x) => x.message.includes("after-reset")) && e;
+      }, 10_000, 50);
+      expect(events.every((e) => e.vmId === null || e.vmId === vm.id)).toBe(true);
+    } finally {
+      await fresh.kill();
+    }
   });
 });
