@@ -58,7 +58,9 @@ const audited = t.middleware(async ({ ctx, path, type, getRawInput, next }) => {
   // Named before the change: a deleted VM has no name afterwards.
   const target = await targetOf(ctx.db, input);
   const result = await next();
-  const who = ctx.user?.name ?? (input && typeof input === "object" && typeof (input as { name?: unknown }).name === "string" ? (input as { name: string }).name : "anonymous");
+  // A sign-in is recorded under the name it claimed; any other anonymous call as anonymous.
+  const claimed = path === "auth.login" && input && typeof input === "object" ? (input as { name?: unknown }).name : undefined;
+  const who = ctx.user?.name ?? (typeof claimed === "string" ? claimed : "anonymous");
   await ctx.db.auditEntry.create({
     data: {
       userId: ctx.user?.id ?? null,

@@ -84,6 +84,8 @@ describe("users", () => {
       await expectTrpcError(f.as(role).users.create({ name: "x", role: "Administrator", password: "0123456789ab" }), "FORBIDDEN");
     }
     await expectTrpcError(f.as(null).users.list(), "UNAUTHORIZED");
+    await expectTrpcError(f.as(null).users.create({ name: "mallory", role: "Administrator", password: "0123456789ab" }), "UNAUTHORIZED");
+    expect(await f.db.auditEntry.findFirst({ where: { action: "users.create", target: "name=mallory" } })).toMatchObject({ userName: "anonymous", result: "failure" });
     expect(await f.db.user.findUnique({ where: { name: "x" } })).toBeNull();
     const refused = await f.db.auditEntry.findFirst({ where: { action: "users.create", userName: "viewer" } });
     expect(refused).toMatchObject({ result: "failure" });
