@@ -55,7 +55,7 @@ export function ConnectServerDialog({ onClose, onConnected }: { onClose(): void;
             <input type="radio" name="auth" data-testid="connect-auth-certificate" checked={auth === "certificate"} onChange={() => (setAuth("certificate"), setAddress((a) => (a === "http://" ? "https://" : a)))} />
             The console&apos;s certificate (HTTPS with mutual TLS)
           </label>
-          {fields.auth ? <div className="ml-6 text-crit" data-testid="error-auth">{fields.auth.join("; ")}</div> : null}
+          {fields.auth ? <div className="ml-6 text-crit" data-testid="error-auth">{fields.auth.join(" ")}</div> : null}
         </fieldset>
         {add.error && !Object.keys(fields).length ? <div className="text-crit" role="alert">{errorMessage(add.error)}</div> : null}
         <button type="submit" hidden />

@@ -18,7 +18,7 @@ type Entry = { primaryServer: string; storageLocation: string; trustGroup: strin
 
 function Err({ errors, field }: { errors: Record<string, string[]>; field: string }) {
   const e = errors[`settings.${field}`];
-  return e ? <div className="text-crit" data-testid={`error-${field}`}>{e.join("; ")}</div> : null;
+  return e ? <div className="text-crit" data-testid={`error-${field}`}>{e.join(" ")}</div> : null;
 }
 
 export function HyperVSettingsDialog({ hostId, hostName, readOnly, onClose }: { hostId: string; hostName: string; readOnly: boolean; onClose(): void }) {

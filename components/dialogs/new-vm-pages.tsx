@@ -62,7 +62,7 @@ export function WizardPage({ page, draft, setDraft, errors, hostName }: { page: 
               </div>
             </Field>
           ))}
-          {errors.disks ? <div className="text-crit">{errors.disks.join("; ")}</div> : null}
+          {errors.disks ? <div className="text-crit">{errors.disks.join(" ")}</div> : null}
           {draft.disks.length < 4 ? (
             <button className="text-link hover:underline" data-testid="wizard-add-disk" onClick={() => set({ disks: [...draft.disks, 40] })}>
               Add a virtual hard disk

@@ -1,15 +1,22 @@
 import { TRPCClientError } from "@trpc/client";
 
-/** Field messages from a tRPC error (zod input errors and the agents' field issues alike). */
+/** The server's messages are lower-case fragments; a dialog shows them as sentences. */
+export function sentence(message: string): string {
+  const s = message.charAt(0).toUpperCase() + message.slice(1);
+  return /[.!?)]$/.test(s) ? s : `${s}.`;
+}
+
+/** Field messages from a tRPC error (zod input errors and the agents' field issues alike), as sentences. */
 export function fieldErrors(err: unknown): Record<string, string[]> {
-  if (err instanceof TRPCClientError) return ((err.data as { fieldErrors?: Record<string, string[]> } | undefined)?.fieldErrors ?? {}) as Record<string, string[]>;
-  return {};
+  if (!(err instanceof TRPCClientError)) return {};
+  const raw = (err.data as { fieldErrors?: Record<string, string[]> } | undefined)?.fieldErrors ?? {};
+  return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, v.map(sentence)]));
 }
 
 export function errorMessage(err: unknown): string {
   if (err instanceof TRPCClientError) {
     const fields = Object.values(fieldErrors(err)).flat();
-    return fields.length && err.data?.code === "BAD_REQUEST" ? fields.join("; ") : err.message;
+    return fields.length && err.data?.code === "BAD_REQUEST" ? fields.join(" ") : sentence(err.message);
   }
-  return err instanceof Error ? err.message : String(err);
+  return sentence(err instanceof Error ? err.message : String(err));
 }

@@ -47,7 +47,7 @@ export function Field({ label, error, children, htmlFor }: { label: string; erro
       {children}
       {error?.length ? (
         <div className="mt-[2px] text-crit" data-testid={`error-${htmlFor}`}>
-          {error.join("; ")}
+          {error.join(" ")}
         </div>
       ) : null}
     </div>
