@@ -8,15 +8,17 @@ import { Dialog, Field, inputClass } from "@/components/ui/dialog";
 import { cn } from "@/components/lib/cn";
 import { errorMessage, fieldErrors } from "@/components/lib/errors";
 import { useTRPC } from "@/components/lib/trpc";
+import { ROLES as ALL_ROLES, type Role } from "@/server/console/auth/roles";
 
-const ROLES = ["Administrator", "Operator", "Viewer"] as const;
+// Strongest first, as an administrator reads them.
+const ROLES = [...ALL_ROLES].reverse() as Role[];
 
 export function UsersDialog({ me, onClose }: { me: string; onClose(): void }) {
   const trpc = useTRPC();
   const qc = useQueryClient();
   const users = useQuery(trpc.users.list.queryOptions());
   const refresh = () => qc.invalidateQueries({ queryKey: trpc.users.list.queryKey() });
-  const [draft, setDraft] = useState({ name: "", role: "Operator" as (typeof ROLES)[number], password: "" });
+  const [draft, setDraft] = useState({ name: "", role: "Operator" as Role, password: "" });
   const create = useMutation(trpc.users.create.mutationOptions({ onSuccess: () => (setDraft({ name: "", role: "Operator", password: "" }), refresh()) }));
   const setRole = useMutation(trpc.users.setRole.mutationOptions({ onSettled: refresh }));
   const remove = useMutation(trpc.users.remove.mutationOptions({ onSettled: refresh }));
@@ -41,7 +43,7 @@ export function UsersDialog({ me, onClose }: { me: string; onClose(): void }) {
             <tr key={u.id} data-testid={`user-${u.name}`}>
               <td className="border border-border-light px-1">{u.name}</td>
               <td className="border border-border-light p-[2px]">
-                <select aria-label={`Role of ${u.name}`} className={inputClass} value={u.role} onChange={(e) => setRole.mutate({ id: u.id, role: e.target.value as (typeof ROLES)[number] })}>
+                <select aria-label={`Role of ${u.name}`} className={inputClass} value={u.role} onChange={(e) => setRole.mutate({ id: u.id, role: e.target.value as Role })}>
                   {ROLES.map((r) => (
                     <option key={r}>{r}</option>
                   ))}
@@ -71,7 +73,7 @@ export function UsersDialog({ me, onClose }: { me: string; onClose(): void }) {
           </div>
           <div className="w-[130px]">
             <Field label="Role:" htmlFor="new-user-role" error={errors.role}>
-              <select id="new-user-role" data-testid="new-user-role" className={inputClass} value={draft.role} onChange={(e) => setDraft({ ...draft, role: e.target.value as (typeof ROLES)[number] })}>
+              <select id="new-user-role" data-testid="new-user-role" className={inputClass} value={draft.role} onChange={(e) => setDraft({ ...draft, role: e.target.value as Role })}>
                 {ROLES.map((r) => (
                   <option key={r}>{r}</option>
                 ))}

@@ -1,8 +1,9 @@
 /** Which actions a VM offers in its state, and who may use them (the server checks again). */
+import { hasRole, type Role } from "@/server/console/auth/roles";
 import type { Vm } from "./trpc";
 
+export type { Role };
 export type PowerAction = "start" | "shutdown" | "turn-off" | "save" | "pause" | "resume";
-export type Role = "Viewer" | "Operator" | "Administrator";
 
 export const POWER_ACTIONS: { action: PowerAction; label: string; from: Vm["state"][]; progress: string; confirm?: string }[] = [
   { action: "start", label: "Start", from: ["Off", "Saved"], progress: "Starting..." },
@@ -13,9 +14,8 @@ export const POWER_ACTIONS: { action: PowerAction; label: string; from: Vm["stat
   { action: "resume", label: "Resume", from: ["Paused"], progress: "Resuming..." },
 ];
 
-const RANK: Record<Role, number> = { Viewer: 0, Operator: 1, Administrator: 2 };
-export const mayOperate = (role: Role | undefined) => role !== undefined && RANK[role] >= RANK.Operator;
-export const mayAdminister = (role: Role | undefined) => role === "Administrator";
+export const mayOperate = (role: Role | undefined) => role !== undefined && hasRole(role, "Operator");
+export const mayAdminister = (role: Role | undefined) => role !== undefined && hasRole(role, "Administrator");
 
 export function powerAllowed(vm: Vm, action: PowerAction): boolean {
   const spec = POWER_ACTIONS.find((a) => a.action === action)!;
