@@ -91,6 +91,8 @@ describe("the console in a browser", () => {
   });
 
   it("offers the same actions on right-click, and lists every server's VMs under Hyper-V Manager", async () => {
+    // Nothing selected first: the menu must act on the row that was right-clicked.
+    await admin.click('[data-testid="host-hv01.lab.test"]');
     await admin.locator('[data-testid="vm-row-web-07"]').click({ button: "right" });
     await expect(admin.locator("[data-testid=menu-shutdown]").isEnabled()).resolves.toBe(true);
     await expect(admin.locator("[data-testid=menu-start]").isDisabled()).resolves.toBe(true);

@@ -44,6 +44,8 @@ export function useLiveFleet(watchedHostId: string | null): { connected: boolean
       void qc.invalidateQueries();
     });
     socket.on("disconnect", () => setConnected(false));
+    // The server refuses a socket without a valid session: back to the sign-in.
+    socket.on("connect_error", (err) => err.message === "sign in first" && window.location.assign("/login"));
     socket.on("host:update", (host) =>
       qc.setQueryData<Host[]>(trpc.hosts.list.queryKey(), (old) => upsert(old, host, (h) => h.id === host.id, byName)),
     );

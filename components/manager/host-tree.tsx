@@ -5,7 +5,7 @@ import { cn } from "@/components/lib/cn";
 import { ALL_HOSTS } from "@/components/lib/live";
 import { ManagerIcon, ServerIcon } from "./icons";
 
-export function HostTree({ hosts, selectedId, onSelect, onContextMenu }: { hosts: Host[]; selectedId: string | null; onSelect(id: string): void; onContextMenu(e: React.MouseEvent, host: Host): void }) {
+export function HostTree({ hosts, selectedId, onSelect, onContextMenu }: { hosts: Host[]; selectedId: string | null; onSelect(id: string): void; onContextMenu(e: React.MouseEvent, host: Host | undefined): void }) {
   const move = (e: React.KeyboardEvent) => {
     const ids = [ALL_HOSTS, ...hosts.map((h) => h.id)];
     const i = ids.indexOf(selectedId ?? "");
@@ -23,6 +23,10 @@ export function HostTree({ hosts, selectedId, onSelect, onContextMenu }: { hosts
         data-testid="host-all"
         title="Every server's virtual machines"
         onClick={() => onSelect(ALL_HOSTS)}
+        onContextMenu={(e) => {
+          onSelect(ALL_HOSTS);
+          onContextMenu(e, undefined);
+        }}
         className={cn("flex h-[20px] cursor-default items-center gap-1 border border-transparent px-1", selectedId === ALL_HOSTS && "border-select-border bg-select")}
       >
         <ManagerIcon />

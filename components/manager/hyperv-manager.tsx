@@ -10,7 +10,7 @@ import { HyperVSettingsDialog } from "@/components/dialogs/hyperv-settings-dialo
 import { NewVmWizard } from "@/components/dialogs/new-vm-wizard";
 import { UsersDialog } from "@/components/dialogs/users-dialog";
 import { ALL_HOSTS, useLiveFleet } from "@/components/lib/live";
-import { useTRPC, type Host } from "@/components/lib/trpc";
+import { useTRPC, type Host, type Vm } from "@/components/lib/trpc";
 import { ActionsPane, ContextMenu, type ActionItem } from "./actions-pane";
 import { EventsPane } from "./events-pane";
 import { HostTree } from "./host-tree";
@@ -49,11 +49,24 @@ export function HyperVManager() {
 
   const role = me.data?.role;
   const confirm = useCallback((request: ConfirmRequest) => setModal({ kind: "confirm", request }), []);
-  const hostItems = useMemo(
-    () => hostActionItems({ host, role, connect: () => setModal({ kind: "connect" }), newVm: (h) => setModal({ kind: "new-vm", host: h }), settings: (h) => setModal({ kind: "settings", host: h }), refresh: (h) => refresh.mutate({ id: h.id }), remove: (h) => confirm({ title: "Remove Server", message: `Remove ${h.name} from Hyper-V Manager? Its virtual machines keep running; you can connect to it again later.`, confirmLabel: "Remove", onConfirm: () => removeHost.mutate({ id: h.id }) }) }),
-    [host, role, refresh, removeHost, confirm],
+  // Items are built for the server or VM they act on: a right-click acts on what was clicked,
+  // not on what was selected before.
+  const itemsForHost = useCallback(
+    (h: Host | undefined) =>
+      hostActionItems({
+        host: h,
+        role,
+        connect: () => setModal({ kind: "connect" }),
+        newVm: (x) => setModal({ kind: "new-vm", host: x }),
+        settings: (x) => setModal({ kind: "settings", host: x }),
+        refresh: (x) => refresh.mutate({ id: x.id }),
+        remove: (x) => confirm({ title: "Remove Server", message: `Remove ${x.name} from Hyper-V Manager? Its virtual machines keep running; you can connect to it again later.`, confirmLabel: "Remove", onConfirm: () => removeHost.mutate({ id: x.id }) }),
+      }),
+    [role, refresh, removeHost, confirm],
   );
-  const vmItems = useMemo(() => (vm ? vmActionItems({ vm, role, pending: ops.pending[vmKey(vm)], ops, confirm }) : []), [vm, role, ops, confirm]);
+  const itemsForVm = useCallback((v: Vm) => vmActionItems({ vm: v, role, pending: ops.pending[vmKey(v)], ops, confirm }), [role, ops, confirm]);
+  const hostItems = useMemo(() => itemsForHost(host), [itemsForHost, host]);
+  const vmItems = useMemo(() => (vm ? itemsForVm(vm) : []), [itemsForVm, vm]);
 
   // F5 refreshes the selected server, as in the MMC.
   useEffect(() => {
@@ -85,7 +98,7 @@ export function HyperVManager() {
       <MenuBar user={me.data ?? null} onSignOut={() => logout.mutate()} actions={vm ? vmItems : hostItems} onConnect={() => setModal({ kind: "connect" })} onUsers={() => setModal({ kind: "users" })} onAudit={() => setModal({ kind: "audit" })} />
       <div className="flex min-h-0 flex-1 gap-[3px] p-[3px]">
         <div className="w-[210px] shrink-0 border border-border">
-          <HostTree hosts={hosts.data ?? []} selectedId={hostId} onSelect={(id) => (setHostId(id), setVmId(null))} onContextMenu={(e) => openMenu(e, hostItems)} />
+          <HostTree hosts={hosts.data ?? []} selectedId={hostId} onSelect={(id) => (setHostId(id), setVmId(null))} onContextMenu={(e, h) => openMenu(e, itemsForHost(h))} />
         </div>
         <div className="flex min-w-0 flex-1 flex-col gap-[3px]">
           {host?.status === "unreachable" ? (
@@ -95,7 +108,7 @@ export function HyperVManager() {
           ) : null}
           <div className="min-h-0 flex-[3] border border-border">
             {host || all ? (
-              <VmList vms={vms.data ?? []} selectedId={vmId} pending={ops.pending} servers={servers} onSelect={setVmId} onContextMenu={(e) => openMenu(e, vmItems)} onKey={onListKey} />
+              <VmList vms={vms.data ?? []} selectedId={vmId} pending={ops.pending} servers={servers} onSelect={setVmId} onContextMenu={(e, v) => openMenu(e, itemsForVm(v))} onKey={onListKey} />
             ) : (
               <div className="flex h-full items-center justify-center bg-pane text-muted">{hosts.isLoading ? "Loading..." : "Connect to a server to manage its virtual machines (Action > Connect to Server...)."}</div>
             )}
