@@ -14,6 +14,8 @@ import { eventView, hostView, type FleetNotifier, type HostStatus } from "./view
 
 /** How many past events a newly added host brings into the events pane. */
 const BACKFILL_EVENTS = 500;
+/** Events kept per host, as many as an agent keeps itself. */
+export const KEEP_EVENTS = 20_000;
 const BATCH_MS = 40;
 
 export interface HostRecord {
@@ -144,6 +146,7 @@ export class HostLink {
       ...rows.map((row) => this.db.vm.upsert({ where: { hostId_vmId: { hostId: row.hostId, vmId: row.vmId } }, create: row, update: row })),
       this.db.vm.deleteMany({ where: { hostId: this.host.id, vmId: { in: gone } } }),
       this.db.host.update({ where: { id: this.host.id }, data: { lastEventId: last, lastSeenAt: new Date() } }),
+      this.db.event.deleteMany({ where: { hostId: this.host.id, agentEventId: { lte: last - KEEP_EVENTS } } }),
     ]);
     this.lastTaken = last;
     const stored = await this.db.event.findMany({ where: { hostId: this.host.id, agentEventId: { in: events.map((e) => e.id) } }, orderBy: { agentEventId: "asc" } });

@@ -30,6 +30,15 @@ describe("auth", () => {
     expect(JSON.stringify(entry?.input)).not.toContain("wrong");
   });
 
+  it("refuses a user name for a while after 5 wrong passwords in a row, even with the right one", async () => {
+    await f.as("Administrator").users.create({ name: "guessed", role: "Viewer", password: "the right password" });
+    for (let i = 0; i < 5; i++) await expectTrpcError(f.as(null).auth.login({ name: "guessed", password: `guess ${i}` }), "UNAUTHORIZED");
+    const e = await expectTrpcError(f.as(null).auth.login({ name: "guessed", password: "the right password" }), "TOO_MANY_REQUESTS");
+    expect(e.message).toMatch(/try again in (30|29) seconds/);
+    // Other names are not affected.
+    await expect(f.as(null).auth.login({ name: "viewer", password: "correct horse battery" })).resolves.toMatchObject({ role: "Viewer" });
+  });
+
   it("names the field of bad sign-in input", async () => {
     await expectTrpcError(f.as(null).auth.login({ name: "  ", password: "x" }), "BAD_REQUEST", "name");
     await expectTrpcError(f.as(null).auth.login({ name: "admin", password: "" }), "BAD_REQUEST", "password");
@@ -74,7 +83,7 @@ describe("users", () => {
     expect(await admin.users.setRole({ id: u.id, role: "Operator" })).toMatchObject({ role: "Operator" });
     await admin.users.remove({ id: u.id });
     expect((await admin.users.list()).map((x) => x.name)).not.toContain("jane");
-    const audit = await f.db.auditEntry.findMany({ where: { userName: "administrator", action: { startsWith: "users." } } });
+    const audit = await f.db.auditEntry.findMany({ where: { userName: "administrator", OR: [{ target: "name=jane" }, { target: `id=${u.id}` }] }, orderBy: { id: "asc" } });
     expect(audit.map((a) => `${a.action}:${a.result}`)).toEqual(["users.create:success", "users.setRole:success", "users.remove:success"]);
   });
 

@@ -1,6 +1,7 @@
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { checkPassword, hashPassword } from "../../console/auth/password.js";
+import { lockedFor, recordFailure, recordSuccess } from "../../console/auth/throttle.js";
 import { clearedSessionCookie, createSession, endSession, sessionCookie } from "../../console/auth/sessions.js";
 import { FieldError } from "../errors.js";
 import { protectedProcedure, publicProcedure, router } from "../trpc.js";
@@ -12,10 +13,14 @@ export const authRouter = router({
   login: publicProcedure
     .input(z.object({ name: UserName, password: z.string().min(1, "enter your password").max(256) }))
     .mutation(async ({ ctx, input }) => {
+      const wait = lockedFor(input.name);
+      if (wait) throw new TRPCError({ code: "TOO_MANY_REQUESTS", message: `too many failed sign-ins as ${input.name}; try again in ${wait} seconds` });
       const user = await ctx.db.user.findUnique({ where: { name: input.name } });
       if (!user || !(await checkPassword(user.passwordHash, input.password))) {
+        recordFailure(input.name);
         throw new TRPCError({ code: "UNAUTHORIZED", message: "the user name or password is not correct" });
       }
+      recordSuccess(input.name);
       const { token, expiresAt } = await createSession(ctx.db, user.id, ctx.sessionHours);
       ctx.setCookie(sessionCookie(token, expiresAt, ctx.secure));
       return { name: user.name, role: user.role };
