@@ -7,7 +7,7 @@ import type { z } from "zod";
 import { AgentErrorBody, AgentHostInfo, AgentVm } from "./agent-schemas.js";
 import { describe } from "./event-stream.js";
 import { agentFetch, type AgentAuth } from "./transport.js";
-import { ReplicaServerSettings, type CreateVmBody, type PowerAction } from "../shared/agent-api.js";
+import { ReplicaServerSettings, type CreateVmBody, type PowerAction, type WorkloadSpec } from "../shared/agent-api.js";
 
 export class AgentCallError extends Error {
   constructor(
@@ -74,6 +74,9 @@ export class AgentClient {
   }
   power(vmId: string, action: PowerAction) {
     return this.call(AgentVm, "POST", `/vms/${encodeURIComponent(vmId)}/power`, { action });
+  }
+  setWorkload(vmId: string, workload: z.input<typeof WorkloadSpec>) {
+    return this.call(AgentVm, "PUT", `/vms/${encodeURIComponent(vmId)}/workload`, workload);
   }
   replicaServer() {
     return this.call(ReplicaServerSettings, "GET", "/replica-server");

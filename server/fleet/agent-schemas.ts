@@ -4,7 +4,7 @@
  * is missing or malformed fails loudly at the edge instead of deep in the UI.
  */
 import { z } from "zod";
-import { EventSeverity, ReplicationState, VmState } from "../shared/replication.js";
+import { EventSeverity, ReplicationHealth, ReplicationState, VmState } from "../shared/replication.js";
 
 export const AgentHostInfo = z.object({
   hostName: z.string(),
@@ -42,6 +42,9 @@ const RelationshipCommon = {
   lastSyncAt: z.string().nullable(),
   stats: Stats,
   reason: z.string().nullable(),
+  /** Judged by agents from version 0.2 on (over their monitoring interval); absent before. */
+  health: ReplicationHealth.optional(),
+  healthReasons: z.array(z.string()).optional(),
 };
 
 export const AgentRelationship = z.discriminatedUnion("role", [

@@ -50,4 +50,14 @@ describe("replication health", () => {
     const replica = { ...primary(), role: "replica", primaryServer: "hv01", trustGroup: "DEFAULT", lastAppliedSeq: 3, state: "Suspended" } as unknown as AgentRelationship;
     expect(replicationHealth(replica, NOW)).toEqual({ health: "Critical", reasons: ["Replication is paused on the Replica server."] });
   });
+
+  it("takes an agent's own judgement, adding only a silence it cannot report", () => {
+    const judged = primary({ health: "Warning", healthReasons: ["More than 20 percent of replication cycles have been missed in the monitoring interval (5 of 20)."] });
+    expect(replicationHealth(judged, NOW)).toEqual({ health: "Warning", reasons: judged.healthReasons });
+    expect(replicationHealth(primary({ health: "Normal", healthReasons: [] }), NOW + 2 * 3600_000)).toEqual({
+      health: "Warning",
+      reasons: ["No replication data has been sent for more than 1 hour."],
+    });
+    expect(replicationHealth(primary({ state: "Error", health: "Critical", healthReasons: ["The primary server cannot send replication data: refused"] }), NOW + 2 * 3600_000).health).toBe("Critical");
+  });
 });

@@ -1,7 +1,9 @@
 /**
- * Replication health as Hyper-V computes it (the agent leaves this to the console):
- * Critical when the primary cannot send or replication is paused on the replica, Warning for
- * the conditions an administrator should look at, Normal otherwise; always with reasons.
+ * Replication health as Hyper-V computes it: Critical when the primary cannot send or
+ * replication is paused on the replica, Warning for the conditions an administrator should
+ * look at, Normal otherwise; always with reasons. An agent that judges health itself (over its
+ * monitoring interval) is taken at its word; the console adds only what time alone tells while
+ * the agent is silent (no sync for an hour). For agents that do not, the console judges.
  */
 import type { ReplicationHealth } from "../shared/replication.js";
 import type { AgentRelationship } from "./agent-schemas.js";
@@ -14,9 +16,14 @@ export interface HealthVerdict {
 }
 
 export function replicationHealth(r: AgentRelationship, now = Date.now()): HealthVerdict {
+  if (r.health) {
+    const reasons = r.healthReasons ?? [];
+    const silent = silence(r, now);
+    if (!silent || reasons.some((x) => x.startsWith("No replication data"))) return { health: r.health, reasons };
+    return { health: r.health === "Critical" ? "Critical" : "Warning", reasons: [...reasons, silent] };
+  }
   const critical: string[] = [];
   const warning: string[] = [];
-  const side = r.role === "primary" ? "sent" : "received";
 
   if (r.state === "Error") critical.push(`Replication is in an error state${r.reason ? `: ${r.reason}` : "."}`);
   if (r.state === "Resynchronization required") critical.push(`Resynchronization is required${r.reason ? `: ${r.reason}` : "."}`);
@@ -28,10 +35,16 @@ export function replicationHealth(r: AgentRelationship, now = Date.now()): Healt
   if (cycles >= 5 && (r.stats.missedCycles + r.stats.failedCycles) / cycles > 0.2) {
     warning.push("More than 20 percent of replication cycles have been missed.");
   }
-  const last = r.lastSyncAt ? Date.parse(r.lastSyncAt) : Date.parse(r.createdAt);
-  if (r.state !== "Suspended" && now - last > HOUR_MS) warning.push(`No replication data has been ${side} for more than 1 hour.`);
+  const silent = silence(r, now);
+  if (silent) warning.push(silent);
 
   if (critical.length) return { health: "Critical", reasons: [...critical, ...warning] };
   if (warning.length) return { health: "Warning", reasons: warning };
   return { health: "Normal", reasons: [] };
+}
+
+function silence(r: AgentRelationship, now: number): string | null {
+  const last = r.lastSyncAt ? Date.parse(r.lastSyncAt) : Date.parse(r.createdAt);
+  if (r.state === "Suspended" || now - last <= HOUR_MS) return null;
+  return `No replication data has been ${r.role === "primary" ? "sent" : "received"} for more than 1 hour.`;
 }

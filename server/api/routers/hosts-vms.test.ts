@@ -92,6 +92,15 @@ describe("vms", () => {
     expect(await op.vms.power({ hostId: hv01, vmId, action: "resume" })).toMatchObject({ state: "Running" });
   });
 
+  it("changes the guest workload in Settings (Administrators only)", async () => {
+    const changed = await f.as("Administrator").vms.setWorkload({ hostId: hv01, vmId, workload: { pattern: "random-4k", rateMiBps: 2 } });
+    expect(changed.workload).toEqual({ pattern: "random-4k", rateMiBps: 2 });
+    expect((await f.as("Viewer").vms.get({ hostId: hv01, vmId })).workload).toEqual({ pattern: "random-4k", rateMiBps: 2 });
+    await expectTrpcError(f.as("Operator").vms.setWorkload({ hostId: hv01, vmId, workload: { pattern: "idle", rateMiBps: 1 } }), "FORBIDDEN");
+    await expectTrpcError(f.as("Administrator").vms.setWorkload({ hostId: hv01, vmId, workload: { pattern: "idle", rateMiBps: 5000 } }), "BAD_REQUEST", "workload.rateMiBps");
+    await f.as("Administrator").vms.setWorkload({ hostId: hv01, vmId, workload: { pattern: "idle", rateMiBps: 1 } });
+  });
+
   it("passes on the agent's refusal, and refuses power to Viewers", async () => {
     const e = await expectTrpcError(f.as("Operator").vms.power({ hostId: hv01, vmId, action: "start" }), "CONFLICT");
     expect(e.message).toMatch(/Running/);

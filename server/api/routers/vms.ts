@@ -8,6 +8,8 @@ import { adminProcedure, operatorProcedure, protectedProcedure, router } from ".
 const HostRef = z.object({ hostId: z.string().min(1, "hostId is required") });
 const VmRef = HostRef.extend({ vmId: z.string().uuid("vmId must be a VM id as listed") });
 
+const Workload = z.object({ pattern: WorkloadPattern, rateMiBps: z.number().min(0, "0 to 2048 MB/s").max(2048, "0 to 2048 MB/s") });
+
 export const NewVmInput = HostRef.extend({
   name: VmName,
   cpus: z.number().int().min(1, "1 to 64 virtual processors").max(64, "1 to 64 virtual processors"),
@@ -16,7 +18,7 @@ export const NewVmInput = HostRef.extend({
     .array(z.object({ sizeGiB: z.number().int().min(1, "a disk is 1 to 4096 GB").max(4096, "a disk is 1 to 4096 GB") }))
     .min(1, "a VM needs 1 to 4 disks")
     .max(4, "a VM needs 1 to 4 disks"),
-  workload: z.object({ pattern: WorkloadPattern, rateMiBps: z.number().min(0).max(2048, "at most 2048 MB/s") }),
+  workload: Workload,
 });
 
 export const vmsRouter = router({
@@ -42,6 +44,12 @@ export const vmsRouter = router({
   power: operatorProcedure.input(VmRef.extend({ action: PowerAction })).mutation(async ({ ctx, input }) => {
     const vm = await ctx.fleet.withVm(input.hostId, (agent) => agent.power(input.vmId, input.action));
     return { hostId: input.hostId, vmId: vm.id, state: vm.state };
+  }),
+
+  /** Settings...: the lab guest's workload (what it writes, how fast). */
+  setWorkload: adminProcedure.input(VmRef.extend({ workload: Workload })).mutation(async ({ ctx, input }) => {
+    const vm = await ctx.fleet.withVm(input.hostId, (agent) => agent.setWorkload(input.vmId, input.workload));
+    return { hostId: input.hostId, vmId: vm.id, workload: vm.workload };
   }),
 
   delete: adminProcedure.input(VmRef).mutation(async ({ ctx, input }) => {
