@@ -104,6 +104,21 @@ describe("the console in a browser", () => {
     await admin.click('[data-testid="host-hv01.lab.test"]');
   });
 
+  it("changes the guest workload in the VM's Settings", async () => {
+    await admin.locator('[data-testid="vm-row-web-07"]').click();
+    await admin.click("[data-testid=action-settings]");
+    await admin.selectOption("[data-testid=vm-settings-pattern]", "random-4k");
+    await admin.fill("[data-testid=vm-settings-rate]", "3000");
+    await admin.click("[data-testid=vm-settings-ok]");
+    await expect(admin.locator('[data-testid="error-vm-rate"]').textContent()).resolves.toContain("2048");
+    await admin.fill("[data-testid=vm-settings-rate]", "3");
+    await shot(admin, "05-vm-settings");
+    await admin.click("[data-testid=vm-settings-ok]");
+    await admin.waitForSelector("[data-testid=vm-settings]", { state: "detached" });
+    const vms = await pair.primary.ok<{ name: string; workload: { pattern: string; rateMiBps: number } }[]>("GET", "/api/v1/vms");
+    expect(vms.find((v) => v.name === "web-07")!.workload).toMatchObject({ pattern: "random-4k", rateMiBps: 3 });
+  });
+
   it("shows the agent's refusal as a message tied to the VM, and offers only what the state allows", async () => {
     const vmId = (await pair.primary.ok<{ id: string; name: string }[]>("GET", "/api/v1/vms")).find((v) => v.name === "web-07")!.id;
     // A menu opened before the VM changed on the agent offers Pause; the agent refuses it.
@@ -167,7 +182,11 @@ describe("the console in a browser", () => {
     await viewer.locator('[data-testid="vm-row-web-07"]').click();
     const actions = viewer.locator("[data-testid=actions-pane] button");
     const enabled = await actions.evaluateAll((bs) => bs.filter((b) => !(b as HTMLButtonElement).disabled).map((b) => b.textContent));
-    expect(enabled).toEqual(["Refresh"]);
+    // Read-only looks stay open (Refresh, Settings... without OK); nothing that changes anything.
+    expect(enabled).toEqual(["Refresh", "Settings..."]);
+    await viewer.click("[data-testid=action-settings]");
+    await expect(viewer.locator("[data-testid=vm-settings-ok]").isDisabled()).resolves.toBe(true);
+    await viewer.keyboard.press("Escape");
     await shot(viewer, "09-viewer");
     const vmId = (await pair.primary.ok<{ id: string; name: string }[]>("GET", "/api/v1/vms")).find((v) => v.name === "web-07")!.id;
     const hosts = await viewer.request.get("/api/trpc/hosts.list");

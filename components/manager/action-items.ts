@@ -22,6 +22,7 @@ export function vmActionItems(o: {
   pending: string | undefined;
   ops: { runPower(vm: Vm, a: PowerAction): void; remove(vm: Vm): void };
   confirm(r: ConfirmRequest): void;
+  settings(vm: Vm): void;
 }): ActionItem[] {
   const { vm } = o;
   const operate = mayOperate(o.role) && !o.pending;
@@ -35,7 +36,7 @@ export function vmActionItems(o: {
   }));
   return [
     ...power,
-    { label: "Settings...", testId: "settings", disabled: true },
+    { label: "Settings...", testId: "settings", run: () => o.settings(vm), disabled: !o.role },
     {
       label: "Delete...",
       testId: "delete",

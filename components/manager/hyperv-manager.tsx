@@ -9,6 +9,7 @@ import { ConnectServerDialog } from "@/components/dialogs/connect-server-dialog"
 import { HyperVSettingsDialog } from "@/components/dialogs/hyperv-settings-dialog";
 import { NewVmWizard } from "@/components/dialogs/new-vm-wizard";
 import { UsersDialog } from "@/components/dialogs/users-dialog";
+import { VmSettingsDialog } from "@/components/dialogs/vm-settings-dialog";
 import { ALL_HOSTS, useLiveFleet } from "@/components/lib/live";
 import { useTRPC, type Host, type Vm } from "@/components/lib/trpc";
 import { ActionsPane, ContextMenu, type ActionItem } from "./actions-pane";
@@ -21,7 +22,7 @@ import { VmDetails } from "./vm-details";
 import { VmList, vmKey } from "./vm-list";
 import { hostActionItems, vmActionItems } from "./action-items";
 
-type Modal = { kind: "connect" } | { kind: "users" } | { kind: "audit" } | { kind: "new-vm"; host: Host } | { kind: "settings"; host: Host } | { kind: "confirm"; request: ConfirmRequest } | null;
+type Modal = { kind: "connect" } | { kind: "vm-settings"; vm: Vm } | { kind: "users" } | { kind: "audit" } | { kind: "new-vm"; host: Host } | { kind: "settings"; host: Host } | { kind: "confirm"; request: ConfirmRequest } | null;
 
 export function HyperVManager() {
   const trpc = useTRPC();
@@ -64,7 +65,10 @@ export function HyperVManager() {
       }),
     [role, refresh, removeHost, confirm],
   );
-  const itemsForVm = useCallback((v: Vm) => vmActionItems({ vm: v, role, pending: ops.pending[vmKey(v)], ops, confirm }), [role, ops, confirm]);
+  const itemsForVm = useCallback(
+    (v: Vm) => vmActionItems({ vm: v, role, pending: ops.pending[vmKey(v)], ops, confirm, settings: (x) => setModal({ kind: "vm-settings", vm: x }) }),
+    [role, ops, confirm],
+  );
   const hostItems = useMemo(() => itemsForHost(host), [itemsForHost, host]);
   const vmItems = useMemo(() => (vm ? itemsForVm(vm) : []), [itemsForVm, vm]);
 
@@ -136,6 +140,9 @@ export function HyperVManager() {
       {modal?.kind === "new-vm" ? <NewVmWizard hostId={modal.host.id} hostName={modal.host.name} onClose={() => setModal(null)} onCreated={(id) => (setModal(null), setVmId(vmKey({ hostId: modal.host.id, vmId: id })))} /> : null}
       {modal?.kind === "settings" ? <HyperVSettingsDialog hostId={modal.host.id} hostName={modal.host.name} readOnly={role !== "Administrator"} onClose={() => setModal(null)} /> : null}
       {modal?.kind === "users" && me.data ? <UsersDialog me={me.data.name} onClose={() => setModal(null)} /> : null}
+      {modal?.kind === "vm-settings" ? (
+        <VmSettingsDialog vm={modal.vm} hostName={hosts.data?.find((h) => h.id === modal.vm.hostId)?.name ?? ""} canEdit={role === "Administrator"} onClose={() => setModal(null)} />
+      ) : null}
       {modal?.kind === "audit" ? <AuditDialog onClose={() => setModal(null)} /> : null}
       {modal?.kind === "confirm" ? <ConfirmDialog request={modal.request} onClose={() => setModal(null)} /> : null}
       <Toasts toasts={ops.toasts} onDismiss={ops.dismiss} />
