@@ -171,8 +171,8 @@ async function benchResync(pair: Pair, vmId: string, image: string, copy: string
   await pair.primary.start();
   const stats = () => pair.primary.ok<{ sentBytes: number }>("GET", `/api/v1/vms/${vmId}/replication/statistics`);
   const before = (await stats()).sentBytes;
-  const events = () => pair.primary.ok<{ id: number; kind: string; data: { differingBytes: number; comparedBytes: number } }[]>("GET", `/api/v1/events?vmId=${vmId}&limit=50`);
-  const mark = (await events()).at(-1)?.id ?? 0;
+  const mark = (await pair.primary.ok<{ lastEventId: number }>("GET", "/api/v1/host")).lastEventId;
+  const events = () => pair.primary.ok<{ id: number; kind: string; data: { differingBytes: number; comparedBytes: number } }[]>("GET", `/api/v1/events?vmId=${vmId}&after=${mark}&limit=1000`);
   log("resynchronizing (hash compare, only differing blocks sent)...");
   const [done, seconds] = await timed(async () => {
     await pair.primary.ok("POST", `/api/v1/vms/${vmId}/replication/resynchronize`, {});

@@ -112,6 +112,30 @@ describe("replication health and statistics", () => {
     expect((await pair.replica.api("GET", `/api/v1/vms/${vmId}/replication/cycles?limit=0`)).status).toBe(400);
   });
 
+  it("estimates the storage a recovery history needs from the measured churn, before and after enabling", async () => {
+    interface Estimate { perPointBytes: number; totalBytes: number; churnBytesPerHour: number; basis: string; diskBytes: number }
+    const id = (await pair.primary.ok<VmView>("POST", "/api/v1/vms", { name: "estimate-01", disks: [{ sizeBytes: 64 * MiB }] })).id;
+    for (let i = 0; i < 4; i++) await pair.primary.ok("PUT", `/api/v1/vms/${id}/disks/0/data?offset=${i * MiB}`, randomBytes(MiB));
+    const before = await pair.primary.ok<Estimate>("GET", `/api/v1/vms/${id}/replication/history-estimate?recoveryHistory=4`);
+    expect(before.basis).toMatch(/guest's writes/);
+    expect(before.churnBytesPerHour).toBeGreaterThan(0);
+    // At most the whole disk per point, whatever the churn.
+    expect(before.perPointBytes).toBe(Math.min(before.churnBytesPerHour, 64 * MiB));
+    expect(before.totalBytes).toBe(4 * before.perPointBytes);
+
+    await pair.primary.ok("POST", `/api/v1/vms/${id}/replication`, { replicaServer: "hv02.lab.test", replicaPort: pair.replica.ports.https, frequencySeconds: 900, startInitialReplication: false });
+    for (let i = 0; i < 3; i++) {
+      await pair.primary.ok("PUT", `/api/v1/vms/${id}/disks/0/data?offset=${8 * MiB}`, randomBytes(64 * 1024));
+      expect((await replicateNow(id)).ok).toBe(true);
+    }
+    const after = await pair.primary.ok<Estimate>("GET", `/api/v1/vms/${id}/replication/history-estimate?recoveryHistory=2`);
+    expect(after.basis).toMatch(/last 2 replication cycles/);
+    expect(after.totalBytes).toBe(2 * after.perPointBytes);
+    const bad = await pair.primary.api("GET", `/api/v1/vms/${id}/replication/history-estimate?recoveryHistory=25`);
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toMatch(/recoveryHistory must be 0-24/);
+  });
+
   it("takes the monitoring interval from the Replica server settings, checked field by field", async () => {
     const settings = await pair.replica.ok<Record<string, unknown>>("GET", "/api/v1/replica-server");
     expect(settings.monitoring).toEqual({ intervalHours: 12, startTime: "09:00" });

@@ -16,6 +16,17 @@ import { UnplannedFailover } from "./failover/unplanned.js";
 import { HOUR_MS as HOUR, now, nowIso } from "../util/clock.js";
 import { exportView } from "./recovery/export.js";
 
+export interface HistoryEstimate {
+  recoveryHistory: number;
+  /** What one hourly point may take (its undo log), and all of them together, in bytes. */
+  perPointBytes: number;
+  totalBytes: number;
+  churnBytesPerHour: number;
+  basis: string;
+  measuredSeconds: number;
+  diskBytes: number;
+}
+
 export interface ReplicationStatistics {
   vmId: string;
   vmName: string;
@@ -185,6 +196,35 @@ export class ReplicationManager {
     else this.deps.repo.save({ ...r, stats: emptyStats() });
     this.deps.events.emit({ severity: "info", kind: "replication.statistics-reset", vmId, relationshipId: r.id, message: `Replication statistics of '${r.vmName}' were reset.` });
     return this.statistics(vmId);
+  }
+
+  /**
+   * The storage a recovery history needs on the Replica server, from the measured churn: each
+   * hourly point keeps at most an hour's changed bytes (the first before-image of each block).
+   * Measured from the last cycles when replicated, else from the guest's writes since the
+   * agent started; both are upper bounds (a block written twice counts twice).
+   */
+  historyEstimate(vmId: string, recoveryHistory: number): HistoryEstimate {
+    const vm = this.hypervisor.get(vmId);
+    const diskBytes = vm.config.disks.reduce((n, d) => n + d.sizeBytes, 0);
+    const rec = this.deps.repo.byVm(vmId).find((r) => r.role === "primary");
+    let perHour: number;
+    let basis: string;
+    let measuredSeconds: number;
+    const rows = rec ? this.deps.repo.cycles(rec.id, 5000).filter((c) => c.status === "acknowledged" && c.seq > 0) : [];
+    if (rows.length >= 2) {
+      const from = Date.parse(rows.at(-1)!.startedAt);
+      const to = Date.parse(rows[0]!.finishedAt ?? rows[0]!.startedAt);
+      measuredSeconds = Math.max(1, (to - from) / 1000);
+      perHour = (rows.reduce((n, c) => n + c.changedBytes, 0) / measuredSeconds) * 3600;
+      basis = `changed bytes of the last ${rows.length} replication cycles`;
+    } else {
+      measuredSeconds = Math.max(1, (Date.now() - vm.churn.since) / 1000);
+      perHour = (vm.churn.bytes / measuredSeconds) * 3600;
+      basis = "the guest's writes since the host agent started";
+    }
+    const perPointBytes = Math.round(Math.min(perHour, diskBytes));
+    return { recoveryHistory, perPointBytes, totalBytes: perPointBytes * recoveryHistory, churnBytesPerHour: Math.round(perHour), basis, measuredSeconds: Math.round(measuredSeconds), diskBytes };
   }
 
   cycles(vmId: string, limit: number): CycleRow[] {

@@ -210,27 +210,7 @@ export class ReplicaStore {
       },
       { id: body.vmId, dir: storageDir, replicaOf: { primaryServer: peer.name }, diskIndexes: body.disks.map((d) => d.index) },
     );
-    const rec: ReplicaRecord = {
-      id: body.relationshipId,
-      role: "replica",
-      vmId: vm.id,
-      vmName: body.vmName,
-      primaryServer: peer.name,
-      trustGroup: authorized.trustGroup,
-      storageDir,
-      state: "Waiting for initial replication",
-      frequencySeconds: body.frequencySeconds,
-      disks: body.disks,
-      createdAt: nowIso(),
-      lastSyncAt: null,
-      lastAppliedSeq: -1,
-      staged: null,
-      recoveryHistory: body.recoveryHistory,
-      points: [],
-      awaitingImport: body.initialMethod === "external-media",
-      stats: emptyStats(),
-      reason: null,
-    };
+    const rec: ReplicaRecord = { ...newReplicaRecord(body, peer, authorized.trustGroup, storageDir), awaitingImport: body.initialMethod === "external-media" };
     this.deps.repo.save(rec);
     this.deps.events.emit({
       severity: "info",
@@ -254,26 +234,7 @@ export class ReplicaStore {
     }
     vm.config = { ...vm.config, replicaOf: { primaryServer: peer.name } };
     await vm.saveConfig();
-    const rec: ReplicaRecord = {
-      id: body.relationshipId,
-      role: "replica",
-      vmId: vm.id,
-      vmName: body.vmName,
-      primaryServer: peer.name,
-      trustGroup,
-      storageDir: vm.dir,
-      state: "Waiting for initial replication",
-      frequencySeconds: body.frequencySeconds,
-      disks: body.disks,
-      createdAt: nowIso(),
-      lastSyncAt: null,
-      lastAppliedSeq: -1,
-      staged: null,
-      recoveryHistory: body.recoveryHistory,
-      points: [],
-      stats: emptyStats(),
-      reason: null,
-    };
+    const rec = newReplicaRecord(body, peer, trustGroup, vm.dir);
     this.deps.repo.save(rec);
     this.deps.events.emit({ severity: "info", kind: "replica.created", vmId: vm.id, relationshipId: rec.id, message: `The existing virtual machine '${vm.config.name}' is the initial copy for primary server '${peer.name}': only the blocks that differ will be sent.` });
     return rec;
@@ -688,4 +649,28 @@ async function rangesOf(file: string): Promise<Range[]> {
   const ranges: Range[] = [];
   for await (const f of readFrames(createReadStream(file, { highWaterMark: 1024 * 1024 }))) ranges.push({ disk: f.header.disk, offset: f.header.offset, length: f.header.length });
   return ranges;
+}
+
+/** The replica side of a new relationship, before its initial replication. */
+function newReplicaRecord(body: CreateReplicaBody, peer: Peer, trustGroup: string, storageDir: string): ReplicaRecord {
+  return {
+    id: body.relationshipId,
+    role: "replica",
+    vmId: body.vmId,
+    vmName: body.vmName,
+    primaryServer: peer.name,
+    trustGroup,
+    storageDir,
+    state: "Waiting for initial replication",
+    frequencySeconds: body.frequencySeconds,
+    disks: body.disks,
+    createdAt: nowIso(),
+    lastSyncAt: null,
+    lastAppliedSeq: -1,
+    staged: null,
+    recoveryHistory: body.recoveryHistory,
+    points: [],
+    stats: emptyStats(),
+    reason: null,
+  };
 }

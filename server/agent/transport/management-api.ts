@@ -216,6 +216,11 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
     const { vmId } = parse(VmParams, req.params, "params");
     return ctx.replication.replicas.importInitial(vmId, parse(ImportInitialReplicaBody, req.body, "body").folder);
   });
+  app.get("/api/v1/vms/:vmId/replication/history-estimate", async (req) => {
+    const { vmId } = parse(VmParams, req.params, "params");
+    const { recoveryHistory } = parse(z.object({ recoveryHistory: z.coerce.number().int().min(0, "recoveryHistory must be 0-24").max(24, "recoveryHistory must be 0-24") }), req.query, "query");
+    return ctx.replication.historyEstimate(vmId, recoveryHistory);
+  });
   app.get("/api/v1/vms/:vmId/replication/statistics", async (req) => ctx.replication.statistics(parse(VmParams, req.params, "params").vmId));
   app.post("/api/v1/vms/:vmId/replication/statistics/reset", async (req) => ctx.replication.resetStatistics(parse(VmParams, req.params, "params").vmId));
   app.get("/api/v1/vms/:vmId/replication/statistics.csv", async (req, reply) => {

@@ -82,9 +82,13 @@ export class LabVm implements ReplicableVm {
   }
 
   /** A write from the guest (its workload, or a test through the API). */
+  /** Guest writes since the agent started (churn, for storage estimates), and since when. */
+  readonly churn = { bytes: 0, since: Date.now() };
+
   guestWrite(disk: number, offset: number, data: Uint8Array): Promise<void> {
     const d = this.disk(disk);
     d.checkRange(offset, data.length);
+    this.churn.bytes += data.length;
     return this.queue.run(() => d.write(offset, data));
   }
 

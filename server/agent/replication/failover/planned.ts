@@ -42,14 +42,14 @@ export interface FailoverOptions {
   start: boolean;
 }
 
-interface Deps {
+export interface FailoverDeps {
   hypervisor: LabHypervisor;
   repo: RelationshipRepo;
   events: EventLog;
   peers: PeerClient;
   replicas: ReplicaStore;
   manager: ReplicationManager;
-  settings: () => ReplicaServerSettings;
+  settings?: () => ReplicaServerSettings;
 }
 
 function refused(message: string, steps: Step[]): AgentError {
@@ -57,7 +57,7 @@ function refused(message: string, steps: Step[]): AgentError {
 }
 
 export class PlannedFailover {
-  constructor(private readonly deps: Deps) {}
+  constructor(private readonly deps: Required<FailoverDeps>) {}
 
   private event(severity: "info" | "warning" | "error", kind: string, rec: { id: string; vmId: string }, message: string, data?: Record<string, unknown>): void {
     this.deps.events.emit({ severity, kind, vmId: rec.vmId, relationshipId: rec.id, message, data });

@@ -10,35 +10,23 @@
  */
 import { mkdir, open, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { LabHypervisor } from "../../hypervisor/lab/lab-hypervisor.js";
 import type { GuestDisk, LabVm } from "../../hypervisor/lab/lab-vm.js";
 import { OverlayDisk } from "../../hypervisor/lab/overlay-disk.js";
-import type { EventLog } from "../../state/events.js";
-import { emptyStats, type PrimaryRecord, type RelationshipRepo, type ReplicaRecord } from "../../state/relationships.js";
-import type { PeerClient, PeerTarget } from "../../transport/peer-client.js";
+import { emptyStats, type PrimaryRecord, type ReplicaRecord } from "../../state/relationships.js";
+import type { PeerTarget } from "../../transport/peer-client.js";
 import { AgentError, conflict } from "../../errors.js";
 import { nowIso } from "../../util/clock.js";
 import { readFully, writeFully } from "../../util/files.js";
 import { SerialQueue } from "../../util/serial-queue.js";
 import { failpoint } from "../../util/failpoints.js";
 import type { PointView } from "../recovery/recovery-history.js";
-import type { ReplicaStore } from "../replica-store.js";
-import type { ReplicationManager } from "../manager.js";
-import type { Step } from "./planned.js";
+import type { FailoverDeps as Deps, Step } from "./planned.js";
 
 const B = 4096;
 const WAITING = "Failed over (waiting for completion)";
 /** The split-brain check does not hold up a failover for long when the primary is gone. */
 const PRIMARY_CHECK_MS = 5000;
 
-interface Deps {
-  hypervisor: LabHypervisor;
-  repo: RelationshipRepo;
-  events: EventLog;
-  peers: PeerClient;
-  replicas: ReplicaStore;
-  manager: ReplicationManager;
-}
 
 export class UnplannedFailover {
   private readonly views = new Map<string, PointView>();
