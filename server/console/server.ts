@@ -53,31 +53,27 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   const fleet = new Fleet(db, realtimeNotifier(() => io), tls);
   const trpc = trpcHandler({ db, fleet, sessionHours: env.RM_SESSION_HOURS });
 
-  const http = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const url = req.url ?? "/";
-    if (url.startsWith(`${TRPC_PATH}/`)) return trpc(req, res);
-    if (req.method === "GET" && /^\/login(\?|$)/.test(url)) {
-      // Signed in already: straight to the manager.
-      void userOfSession(db, readCookie(req.headers.cookie)).then(
-        (s) => {
-          if (s) res.writeHead(302, { location: "/" }).end();
-          else void handleNext(req, res);
-        },
-        () => void handleNext(req, res),
-      );
-      return;
-    }
-    if (req.method === "GET" && !OPEN.test(url) && !/\.\w+$/.test(url.split("?")[0]!)) {
-      void userOfSession(db, readCookie(req.headers.cookie)).then((s) => {
-        if (s) return handleNext(req, res);
-        res.writeHead(302, { location: "/login" }).end();
-      }, (err) => {
+  /** Runs `signedIn` or `anonymous` by the request's session cookie. */
+  const bySession = (req: IncomingMessage, res: ServerResponse, signedIn: () => void, anonymous: () => void): void =>
+    void userOfSession(db, readCookie(req.headers.cookie)).then(
+      (s) => (s ? signedIn() : anonymous()),
+      (err) => {
         console.error("console: session check failed", err);
         res.writeHead(500).end("internal error");
-      });
-      return;
-    }
-    void handleNext(req, res);
+      },
+    );
+  const redirect = (res: ServerResponse, location: string) => () => void res.writeHead(302, { location }).end();
+
+  const http = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = req.url ?? "/";
+    const page = url.split("?")[0]!;
+    const toNext = () => void handleNext(req, res);
+    if (url.startsWith(`${TRPC_PATH}/`)) return trpc(req, res);
+    if (req.method !== "GET") return toNext();
+    // Signed in already: the sign-in page sends on to the manager.
+    if (page === "/login") return bySession(req, res, redirect(res, "/"), toNext);
+    if (!OPEN.test(url) && !/\.\w+$/.test(page)) return bySession(req, res, toNext, redirect(res, "/login"));
+    toNext();
   });
   io = attachRealtime(http, db);
   await new Promise<void>((ok, fail) => {
