@@ -151,13 +151,20 @@ describe("the console in a browser", () => {
     await admin.fill("[data-testid=entry-0-primaryServer]", "*.lab.test");
     await admin.fill("[data-testid=entry-0-storageLocation]", `${pair.dir}/site-a`);
     await admin.fill("[data-testid=entry-0-trustGroup]", "SITE A!");
+    await admin.selectOption("[data-testid=settings-monitoring-interval]", "24");
+    await admin.fill("[data-testid=settings-monitoring-start]", "25:00");
     await admin.click("[data-testid=settings-ok]");
     await expect(admin.locator('[data-testid="error-authorization.entries.0.trustGroup"]').textContent()).resolves.toContain("letters, digits");
+    await expect(admin.locator('[data-testid="error-monitoring.startTime"]').textContent()).resolves.toContain("HH:MM");
     await shot(admin, "07-replication-configuration");
     await admin.fill("[data-testid=entry-0-trustGroup]", "SITE-A");
+    await admin.fill("[data-testid=settings-monitoring-start]", "07:30");
     await admin.click("[data-testid=settings-ok]");
     await admin.waitForSelector("[data-testid=hyperv-settings]", { state: "detached" });
-    expect(await pair.replica.ok("GET", "/api/v1/replica-server")).toMatchObject({ authorization: { mode: "entries", entries: [{ primaryServer: "*.lab.test", trustGroup: "SITE-A" }] } });
+    expect(await pair.replica.ok("GET", "/api/v1/replica-server")).toMatchObject({
+      authorization: { mode: "entries", entries: [{ primaryServer: "*.lab.test", trustGroup: "SITE-A" }] },
+      monitoring: { intervalHours: 24, startTime: "07:30" },
+    });
   });
 
   it("gives a Viewer no enabled action, and the server refuses the Viewer's calls anyway", async () => {

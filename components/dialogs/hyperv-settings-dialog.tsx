@@ -14,6 +14,8 @@ import { errorMessage, fieldErrors } from "@/components/lib/errors";
 import { useTRPC, type RouterOutputs } from "@/components/lib/trpc";
 
 type Settings = RouterOutputs["replicaServer"]["get"];
+/** Hyper-V's choices: 1 to 24 hours, or 2 to 7 days. */
+const INTERVALS = [...Array.from({ length: 24 }, (_, i) => i + 1), 48, 72, 96, 120, 144, 168];
 type Entry = { primaryServer: string; storageLocation: string; trustGroup: string };
 
 function Err({ errors, field }: { errors: Record<string, string[]>; field: string }) {
@@ -138,6 +140,23 @@ export function HyperVSettingsDialog({ hostId, hostName, readOnly, onClose }: { 
                   Add...
                 </button>
               ) : null}
+            </fieldset>
+            <fieldset className="border border-border-light p-2" disabled={readOnly}>
+              <legend className="px-1">Health monitoring</legend>
+              <div className="flex items-center gap-2">
+                Judge replication health over
+                <select data-testid="settings-monitoring-interval" className={cn(inputClass, "w-[110px]")} value={s.monitoring.intervalHours} onChange={(e) => set({ monitoring: { ...s.monitoring, intervalHours: Number(e.target.value) } })}>
+                  {INTERVALS.map((h) => (
+                    <option key={h} value={h}>
+                      {h <= 24 ? `${h} hour${h === 1 ? "" : "s"}` : `${h / 24} days`}
+                    </option>
+                  ))}
+                </select>
+                starting at
+                <input data-testid="settings-monitoring-start" className={cn(inputClass, "w-[70px]")} value={s.monitoring.startTime} onChange={(e) => set({ monitoring: { ...s.monitoring, startTime: e.target.value } })} />
+              </div>
+              <Err errors={errors} field="monitoring.intervalHours" />
+              <Err errors={errors} field="monitoring.startTime" />
             </fieldset>
             {save.error && !Object.keys(errors).length ? (
               <div className="text-crit" role="alert" data-testid="settings-error">

@@ -2,7 +2,8 @@ import { TRPCClientError } from "@trpc/client";
 
 /** The server's messages are lower-case fragments; a dialog shows them as sentences. */
 export function sentence(message: string): string {
-  const s = message.charAt(0).toUpperCase() + message.slice(1);
+  // A message that starts with a field's name (trustGroup, startTime) keeps it as it is.
+  const s = /^[a-z]+[A-Z]/.test(message) ? message : message.charAt(0).toUpperCase() + message.slice(1);
   return /[.!?)]$/.test(s) ? s : `${s}.`;
 }
 
