@@ -133,7 +133,8 @@ describe("vms", () => {
       return v.replication?.state === "Replicating" && v;
     }, 30_000);
     expect(vm.replication).toMatchObject({ mode: "Primary", health: "Normal", primaryServer: "hv01.lab.test", replicaServer: "hv02.lab.test", frequencySeconds: 30 });
-    const replica = await waitFor("replica VM cached", async () => (await f.as("Viewer").vms.list({ hostId: hv02 })).find((v) => v.vmId === vmId), 10_000);
+    // The replica's own events arrive on its own stream, a moment after the primary's.
+    const replica = await waitFor("replica VM cached, replicating", async () => (await f.as("Viewer").vms.list({ hostId: hv02 })).find((v) => v.vmId === vmId && v.replication?.state === "Replicating"), 10_000);
     expect(replica).toMatchObject({ isReplica: true, replication: { mode: "Replica" } });
     const everywhere = (await f.as("Viewer").vms.list({})).filter((v) => v.vmId === vmId);
     expect(everywhere.map((v) => [v.hostId, v.isReplica])).toEqual(expect.arrayContaining([[hv01, false], [hv02, true]]));
