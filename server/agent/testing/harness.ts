@@ -115,7 +115,13 @@ export async function startPair(opts: { dir?: string } = {}): Promise<Pair> {
   const common = { replicationToken: REPL_TOKEN, resolve: resolveMap, clockFile };
   const primary = await defineAgent({ hostName: "hv01.lab.test", dataDir: join(dir, "hv01"), tls: await site.hostTls("hv01.lab.test"), ...common });
   const replica = await defineAgent({ hostName: "hv02.lab.test", dataDir: join(dir, "hv02"), tls: await site.hostTls("hv02.lab.test"), ...common });
-  await Promise.all([primary.start(), replica.start()]);
+  // If one fails to start, the other must not outlive the test.
+  const started = await Promise.allSettled([primary.start(), replica.start()]);
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) {
+    await Promise.all([primary.kill(), replica.kill()]);
+    throw failed.reason;
+  }
   return {
     dir,
     primary,
