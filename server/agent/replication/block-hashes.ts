@@ -21,6 +21,24 @@ export function hashBlocks(buf: Buffer, blockSize: number, out: Buffer, at: numb
   return at;
 }
 
+const READ = 4 * 1024 * 1024;
+
+/**
+ * The hashes of every `blockSize` block of `ranges` ([offset, length] pairs), in order, read
+ * a few MiB at a time through `read(offset, length)`: the same on both sides of a resync.
+ */
+export async function hashRanges(ranges: [number, number][], blockSize: number, read: (offset: number, length: number) => Promise<Buffer>): Promise<Buffer> {
+  const total = ranges.reduce((n, [, l]) => n + l, 0);
+  const out = Buffer.alloc((total / blockSize) * HASH_BYTES);
+  let slot = 0;
+  for (const [offset, length] of ranges) {
+    for (let off = offset; off < offset + length; off += READ) {
+      slot = hashBlocks(await read(off, Math.min(READ, offset + length - off)), blockSize, out, slot);
+    }
+  }
+  return out;
+}
+
 export function blockHashesMac(token: string, relationshipId: string, nonce: string, req: BlockHashesBody, hashes: Buffer): string {
   return createHmac("sha256", token)
     .update(`replica-manager block-hashes v1\n${relationshipId}\n${nonce}\n${JSON.stringify([req.disk, req.blockSize, req.ranges])}\n`)

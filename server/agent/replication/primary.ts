@@ -195,11 +195,7 @@ export class PrimaryReplication {
   }
 
   private async reconcile(): Promise<void> {
-    const status = await this.deps.peers.json<{ lastAppliedSeq: number; state: string }>(
-      this.target,
-      "GET",
-      `/replication/v1/relationships/${this.rec.id}`,
-    );
+    const status = await this.replicaStatus();
     if (status.state === "Failed over (waiting for completion)" || status.state === "Failover complete") {
       await this.fenced();
       throw new Error(`the Replica server failed '${this.rec.vmName}' over`);

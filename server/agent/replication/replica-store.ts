@@ -20,7 +20,7 @@ import { authorizePrimary } from "../transport/authorization.js";
 import { AgentError, badRequest, conflict, notFound } from "../errors.js";
 import { readFully } from "../util/files.js";
 import { hourSlot, nowIso } from "../util/clock.js";
-import { blockHashesMac, hashBlocks, HASH_BYTES } from "./block-hashes.js";
+import { blockHashesMac, hashRanges } from "./block-hashes.js";
 import { SerialQueue } from "../util/serial-queue.js";
 import { failpoint } from "../util/failpoints.js";
 import type { CodecPool } from "./codec-pool.js";
@@ -516,18 +516,12 @@ export class ReplicaStore {
       const path = this.diskPaths(rec).get(body.disk);
       if (path === undefined) throw badRequest(`body.disk: this replica has no disk ${body.disk}`);
       const size = rec.disks.find((d) => d.index === body.disk)!.sizeBytes;
-      const total = body.ranges.reduce((n, [, l]) => n + l, 0);
-      const out = Buffer.alloc((total / body.blockSize) * HASH_BYTES);
+      const past = body.ranges.find(([offset, length]) => offset + length > size);
+      if (past) throw badRequest(`body.ranges: ${past[0]}+${past[1]} runs past the end of disk ${body.disk} (${size} bytes)`);
       const fh = await open(path, "r");
+      let out: Buffer;
       try {
-        let slot = 0;
-        for (const [offset, length] of body.ranges) {
-          if (offset + length > size) throw badRequest(`body.ranges: ${offset}+${length} runs past the end of disk ${body.disk} (${size} bytes)`);
-          for (let off = offset; off < offset + length; off += 4 * 1024 * 1024) {
-            const n = Math.min(4 * 1024 * 1024, offset + length - off);
-            slot = hashBlocks(await readFully(fh, Buffer.allocUnsafe(n), off), body.blockSize, out, slot);
-          }
-        }
+        out = await hashRanges(body.ranges, body.blockSize, (offset, length) => readFully(fh, Buffer.allocUnsafe(length), offset));
       } finally {
         await fh.close();
       }

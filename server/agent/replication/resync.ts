@@ -8,12 +8,11 @@
 import type { BlockHashesBody } from "../../shared/agent-api.js";
 import type { FrozenCycle, FrozenDisk } from "../hypervisor/types.js";
 import { Bitmap } from "../tracking/bitmap.js";
-import { HASH_BYTES, hashBlocks } from "./block-hashes.js";
+import { HASH_BYTES, hashRanges } from "./block-hashes.js";
 
 export const SEGMENT_BYTES = 256 * 1024 * 1024;
 const COARSE = 65536 as const;
 const FINE = 4096 as const;
-const READ = 4 * 1024 * 1024;
 
 export interface ResyncProgress {
   /** Position in the relationship's disk list, and the next byte to compare there. */
@@ -54,17 +53,8 @@ export function advance(disks: { sizeBytes: number }[], p: ResyncProgress, seg: 
 }
 
 /** Hashes of the frozen disk's blocks in the given ranges, in order. */
-async function localHashes(disk: FrozenDisk, ranges: [number, number][], blockSize: number): Promise<Buffer> {
-  const total = ranges.reduce((n, [, l]) => n + l, 0);
-  const out = Buffer.alloc((total / blockSize) * HASH_BYTES);
-  let slot = 0;
-  for (const [offset, length] of ranges) {
-    for (let off = offset; off < offset + length; off += READ) {
-      const n = Math.min(READ, offset + length - off);
-      slot = hashBlocks(await disk.read(off / disk.blockSize, (off + n) / disk.blockSize), blockSize, out, slot);
-    }
-  }
-  return out;
+function localHashes(disk: FrozenDisk, ranges: [number, number][], blockSize: number): Promise<Buffer> {
+  return hashRanges(ranges, blockSize, (offset, length) => disk.read(offset / disk.blockSize, (offset + length) / disk.blockSize));
 }
 
 /** The ranges (of `blockSize` blocks) whose hashes differ, merged where adjacent. */

@@ -176,29 +176,7 @@ export class PlannedFailover {
     await this.deps.replicas.release(rec.id);
     const vm = this.deps.hypervisor.get(vmId);
     if (opts.reverse) {
-      const primary: PrimaryRecord = {
-        id: rec.id,
-        role: "primary",
-        vmId,
-        vmName: rec.vmName,
-        replicaServer: rec.primaryServer,
-        replicaPort: prepared.port,
-        authMode: prepared.authMode,
-        compression: true,
-        frequencySeconds: rec.frequencySeconds,
-        disks: rec.disks,
-        state: "Replicating",
-        createdAt: nowIso(),
-        lastSyncAt: rec.lastSyncAt,
-        lastAckedSeq: rec.lastAppliedSeq,
-        reconcile: true,
-        recoveryHistory: rec.recoveryHistory,
-        appConsistentFrequencyHours: null,
-        lastPointAt: null,
-        lastAppConsistentAt: null,
-        stats: emptyStats(),
-        reason: null,
-      };
+      const primary = { ...reversedPrimary(rec, prepared, "Replicating", null), lastSyncAt: rec.lastSyncAt };
       // Both sides hold the same bytes at the switch point: track from here, no initial copy.
       await vm.startTracking(rec.disks.map((d) => d.index), false);
       this.deps.manager.adoptPrimary(primary, vm);
@@ -278,4 +256,34 @@ export class PlannedFailover {
     this.event("info", "replication.reversed", rec, `'${rec.vmName}' failed over to ${peer.name} and is now its replica here; replication runs the other way from cycle ${seq + 1}.`, { seq });
     return { state: replica.state };
   }
+}
+
+/**
+ * The primary side a failover makes of a replica record: same relationship and sequence,
+ * replicating back to the former primary at `target`.
+ */
+export function reversedPrimary(rec: ReplicaRecord, target: { port: number; authMode: "https" | "http" }, state: PrimaryRecord["state"], reason: string | null): PrimaryRecord {
+  return {
+    id: rec.id,
+    role: "primary",
+    vmId: rec.vmId,
+    vmName: rec.vmName,
+    replicaServer: rec.primaryServer,
+    replicaPort: target.port,
+    authMode: target.authMode,
+    compression: true,
+    frequencySeconds: rec.frequencySeconds,
+    disks: rec.disks,
+    state,
+    createdAt: nowIso(),
+    lastSyncAt: null,
+    lastAckedSeq: rec.lastAppliedSeq,
+    reconcile: true,
+    recoveryHistory: rec.recoveryHistory,
+    appConsistentFrequencyHours: null,
+    lastPointAt: null,
+    lastAppConsistentAt: null,
+    stats: emptyStats(),
+    reason,
+  };
 }

@@ -12,7 +12,7 @@ import { mkdir, open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { GuestDisk, LabVm } from "../../hypervisor/lab/lab-vm.js";
 import { OverlayDisk } from "../../hypervisor/lab/overlay-disk.js";
-import { emptyStats, type PrimaryRecord, type ReplicaRecord } from "../../state/relationships.js";
+import type { PrimaryRecord, ReplicaRecord } from "../../state/relationships.js";
 import type { PeerTarget } from "../../transport/peer-client.js";
 import { AgentError, conflict } from "../../errors.js";
 import { nowIso } from "../../util/clock.js";
@@ -20,7 +20,7 @@ import { readFully, writeFully } from "../../util/files.js";
 import { SerialQueue } from "../../util/serial-queue.js";
 import { failpoint } from "../../util/failpoints.js";
 import type { PointView } from "../recovery/recovery-history.js";
-import type { FailoverDeps as Deps, Step } from "./planned.js";
+import { reversedPrimary, type FailoverDeps as Deps, type Step } from "./planned.js";
 
 const B = 4096;
 const WAITING = "Failed over (waiting for completion)";
@@ -233,29 +233,7 @@ export class UnplannedFailover {
       await this.deps.replicas.release(rec.id);
       const vm = this.deps.hypervisor.get(vmId);
       await vm.startTracking(rec.disks.map((d) => d.index), false);
-      const primary: PrimaryRecord = {
-        id: rec.id,
-        role: "primary",
-        vmId,
-        vmName: rec.vmName,
-        replicaServer: rec.primaryServer,
-        replicaPort: port,
-        authMode,
-        compression: true,
-        frequencySeconds: rec.frequencySeconds,
-        disks: rec.disks,
-        state: "Resynchronization required",
-        createdAt: nowIso(),
-        lastSyncAt: null,
-        lastAckedSeq: rec.lastAppliedSeq,
-        reconcile: true,
-        recoveryHistory: rec.recoveryHistory,
-        appConsistentFrequencyHours: null,
-        lastPointAt: null,
-        lastAppConsistentAt: null,
-        stats: emptyStats(),
-        reason: `reversed after an unplanned failover: the disks of ${rec.primaryServer} are compared and only differing blocks are sent`,
-      };
+      const primary = reversedPrimary(rec, { port, authMode }, "Resynchronization required", `reversed after an unplanned failover: the disks of ${rec.primaryServer} are compared and only differing blocks are sent`);
       const p = this.deps.manager.adoptPrimary(primary, vm);
       await p.resynchronize();
       this.event("info", "replica.reversed", rec, `Replication of '${rec.vmName}' was reversed to ${rec.primaryServer}: a resynchronization compares the disks and sends only what differs.`);
