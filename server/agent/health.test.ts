@@ -68,6 +68,12 @@ describe("replication health and statistics", () => {
   });
 
   it("is Warning when more than 20% of the interval's cycles were missed, until statistics are reset", async () => {
+    // The interval must not start anew during the test (it would at 09:00 or 21:00 with the
+    // default): make it begin an hour before now, local time as the agent counts it.
+    const start = new Date(pair.clockNow() - 60 * MINUTE);
+    const startTime = `${String(start.getHours()).padStart(2, "0")}:${String(start.getMinutes()).padStart(2, "0")}`;
+    const settings = await pair.primary.ok<Record<string, unknown>>("GET", "/api/v1/replica-server");
+    await pair.primary.ok("PUT", "/api/v1/replica-server", { ...settings, monitoring: { intervalHours: 24, startTime } });
     const fast = (await pair.primary.ok<VmView>("POST", "/api/v1/vms", { name: "health-30s", disks: [{ sizeBytes: 4 * MiB }] })).id;
     await pair.primary.ok("POST", `/api/v1/vms/${fast}/replication`, { replicaServer: "hv02.lab.test", replicaPort: pair.replica.ports.https, frequencySeconds: 30, startInitialReplication: false });
     expect((await replicateNow(fast)).ok).toBe(true);

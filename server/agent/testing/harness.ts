@@ -101,6 +101,8 @@ export interface Pair {
   replica: AgentProcess;
   /** Moves both agents' clock forward (recovery points, health windows, schedules). */
   advanceClock(ms: number): Promise<void>;
+  /** The agents' time now (real time plus every advance), in ms. */
+  clockNow(): number;
   cleanup(): Promise<void>;
 }
 
@@ -130,6 +132,7 @@ export async function startPair(opts: { dir?: string } = {}): Promise<Pair> {
       offset += ms;
       await writeFile(clockFile, String(offset));
     },
+    clockNow: () => Date.now() + offset,
     async cleanup() {
       await Promise.all([primary.kill(), replica.kill()]);
       if (!process.env.RM_KEEP_TEST_DIRS) await rm(dir, { recursive: true, force: true });
