@@ -3,6 +3,7 @@ import type { ConfirmRequest } from "@/components/dialogs/confirm-dialog";
 import type { Host, Vm } from "@/components/lib/trpc";
 import { deleteAllowed, mayAdminister, mayOperate, POWER_ACTIONS, powerAllowed, type PowerAction, type Role } from "@/components/lib/vm-actions";
 import type { ActionItem } from "./actions-pane";
+import { replicationItems, type ReplicationDialogKind } from "./replication-items";
 
 export function hostActionItems(o: { host: Host | undefined; role: Role | undefined; connect(): void; newVm(h: Host): void; settings(h: Host): void; refresh(h: Host): void; remove(h: Host): void }): ActionItem[] {
   const admin = mayAdminister(o.role);
@@ -23,6 +24,7 @@ export function vmActionItems(o: {
   ops: { runPower(vm: Vm, a: PowerAction): void; remove(vm: Vm): void };
   confirm(r: ConfirmRequest): void;
   settings(vm: Vm): void;
+  replication(vm: Vm, kind: ReplicationDialogKind): void;
 }): ActionItem[] {
   const { vm } = o;
   const operate = mayOperate(o.role) && !o.pending;
@@ -44,6 +46,6 @@ export function vmActionItems(o: {
       run: () =>
         o.confirm({ title: "Delete Selected Virtual Machines", message: `Are you sure you want to delete '${vm.name}'? Its virtual hard disks are deleted too.`, confirmLabel: "Delete", onConfirm: () => o.ops.remove(vm) }),
     },
-    { label: "Replication", testId: "replication", submenu: true, disabled: true },
+    { label: "Replication", testId: "replication", children: replicationItems(vm, o.role, (kind) => o.replication(vm, kind)) },
   ];
 }

@@ -1,6 +1,6 @@
 "use client";
 
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, useState } from "react";
 import { cn } from "@/components/lib/cn";
 
 export interface ActionItem {
@@ -8,8 +8,8 @@ export interface ActionItem {
   testId: string;
   run?: () => void;
   disabled?: boolean;
-  /** Shown as a heading row with a submenu arrow (filled by later issues). */
-  submenu?: boolean;
+  /** A submenu (Replication): shown as a flyout, in the pane and in the context menu. */
+  children?: ActionItem[];
 }
 
 export interface ActionSection {
@@ -17,26 +17,105 @@ export interface ActionSection {
   items: ActionItem[];
 }
 
+const hasItems = (a: ActionItem) => !!a.children?.length;
+
+/** A flyout beside the item that opened it; the first enabled entry takes the focus. */
+function Flyout({ items, onDone, prefix, onEscape }: { items: ActionItem[]; onDone(): void; prefix: string; onEscape(): void }) {
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => ref.current?.querySelector<HTMLButtonElement>("button:enabled")?.focus(), []);
+  return (
+    <div
+      ref={ref}
+      role="menu"
+      data-testid={`${prefix}-submenu`}
+      className="absolute top-[-3px] left-full z-50 min-w-[210px] border border-[#a0a0a0] bg-[#f2f2f2] py-[2px] shadow-[2px_2px_4px_rgba(0,0,0,0.3)]"
+      onKeyDown={(e) => {
+        if (e.key === "Escape" || e.key === "ArrowLeft") {
+          e.stopPropagation();
+          onEscape();
+        }
+        moveFocus(e, ref.current);
+      }}
+    >
+      {items.map((a) => (
+        <button
+          key={a.testId}
+          role="menuitem"
+          data-testid={`${prefix}-${a.testId}`}
+          disabled={a.disabled || !a.run}
+          onClick={() => {
+            onDone();
+            a.run?.();
+          }}
+          className="flex h-[22px] w-full items-center px-6 text-left whitespace-nowrap outline-none enabled:hover:bg-[#91c9f7] enabled:focus:bg-[#91c9f7] disabled:text-muted"
+        >
+          {a.label}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+function moveFocus(e: React.KeyboardEvent, root: HTMLElement | null) {
+  if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;
+  e.preventDefault();
+  e.stopPropagation();
+  const buttons = [...(root?.querySelectorAll<HTMLButtonElement>(":scope > button:enabled, :scope > div > button:enabled") ?? [])];
+  const i = buttons.indexOf(document.activeElement as HTMLButtonElement);
+  buttons[(i + (e.key === "ArrowDown" ? 1 : buttons.length - 1)) % buttons.length]?.focus();
+}
+
 /** The right-hand Actions pane: a section for the server and one for the selected VM. */
 export function ActionsPane({ sections }: { sections: ActionSection[] }) {
+  const [open, setOpen] = useState<string | null>(null);
+  useEffect(() => {
+    if (!open) return;
+    const close = (e: MouseEvent) => !(e.target as HTMLElement).closest("[data-submenu-root]") && setOpen(null);
+    window.addEventListener("mousedown", close);
+    return () => window.removeEventListener("mousedown", close);
+  }, [open]);
   return (
     <div className="h-full overflow-auto bg-pane" data-testid="actions-pane">
       <div className="flex h-[22px] items-center border-b border-border-light bg-header px-2 font-semibold">Actions</div>
       {sections.map((s) => (
         <div key={s.title} className="mb-1">
           <div className="flex h-[20px] items-center bg-[#dfe8f3] px-2 font-semibold">{s.title}</div>
-          {s.items.map((a) => (
-            <button
-              key={a.testId}
-              data-testid={`action-${a.testId}`}
-              disabled={a.disabled || !a.run}
-              onClick={a.run}
-              className="flex h-[20px] w-full items-center px-4 text-left enabled:text-link enabled:hover:bg-hover enabled:hover:underline disabled:text-muted"
-            >
-              {a.label}
-              {a.submenu ? <span className="ml-auto text-[9px]">▶</span> : null}
-            </button>
-          ))}
+          {s.items.map((a) =>
+            a.children ? (
+              <div key={a.testId} className="relative" data-submenu-root>
+                <button
+                  data-testid={`action-${a.testId}`}
+                  aria-haspopup="menu"
+                  aria-expanded={open === a.testId}
+                  disabled={a.disabled || !hasItems(a)}
+                  onClick={() => setOpen(open === a.testId ? null : a.testId)}
+                  onKeyDown={(e) => e.key === "ArrowRight" && setOpen(a.testId)}
+                  className={cn("flex h-[20px] w-full items-center px-4 text-left enabled:text-link enabled:hover:bg-hover disabled:text-muted", open === a.testId && "bg-hover")}
+                >
+                  {a.label}
+                  <span className="ml-auto text-[9px]">▶</span>
+                </button>
+                {open === a.testId ? (
+                  // The pane is at the window's right edge: the flyout opens to the left.
+                  <div className="absolute top-0 right-full">
+                    <div className="relative">
+                      <Flyout items={a.children} prefix="action" onDone={() => setOpen(null)} onEscape={() => setOpen(null)} />
+                    </div>
+                  </div>
+                ) : null}
+              </div>
+            ) : (
+              <button
+                key={a.testId}
+                data-testid={`action-${a.testId}`}
+                disabled={a.disabled || !a.run}
+                onClick={a.run}
+                className="flex h-[20px] w-full items-center px-4 text-left enabled:text-link enabled:hover:bg-hover enabled:hover:underline disabled:text-muted"
+              >
+                {a.label}
+              </button>
+            ),
+          )}
         </div>
       ))}
     </div>
@@ -46,6 +125,7 @@ export function ActionsPane({ sections }: { sections: ActionSection[] }) {
 /** The same actions on right-click; closes on a click elsewhere or Escape. */
 export function ContextMenu({ x, y, items, onClose }: { x: number; y: number; items: ActionItem[]; onClose(): void }) {
   const ref = useRef<HTMLDivElement>(null);
+  const [sub, setSub] = useState<string | null>(null);
   useEffect(() => {
     ref.current?.querySelector<HTMLButtonElement>("button:enabled")?.focus();
     const close = (e: MouseEvent) => !ref.current?.contains(e.target as Node) && onClose();
@@ -61,29 +141,29 @@ export function ContextMenu({ x, y, items, onClose }: { x: number; y: number; it
       className="fixed z-50 min-w-[180px] border border-[#a0a0a0] bg-[#f2f2f2] py-[2px] shadow-[2px_2px_4px_rgba(0,0,0,0.3)]"
       onKeyDown={(e) => {
         if (e.key === "Escape") onClose();
-        if (e.key === "ArrowDown" || e.key === "ArrowUp") {
-          e.preventDefault();
-          const buttons = [...(ref.current?.querySelectorAll<HTMLButtonElement>("button:enabled") ?? [])];
-          const i = buttons.indexOf(document.activeElement as HTMLButtonElement);
-          buttons[(i + (e.key === "ArrowDown" ? 1 : buttons.length - 1)) % buttons.length]?.focus();
-        }
+        moveFocus(e, ref.current);
       }}
     >
       {items.map((a) => (
-        <button
-          key={a.testId}
-          role="menuitem"
-          data-testid={`menu-${a.testId}`}
-          disabled={a.disabled || !a.run}
-          onClick={() => {
-            onClose();
-            a.run?.();
-          }}
-          className={cn("flex h-[22px] w-full items-center px-6 text-left outline-none enabled:hover:bg-[#91c9f7] enabled:focus:bg-[#91c9f7] disabled:text-muted")}
-        >
-          {a.label}
-          {a.submenu ? <span className="ml-auto pl-4 text-[9px]">▶</span> : null}
-        </button>
+        <div key={a.testId} className="relative" onMouseEnter={() => setSub(a.children ? a.testId : null)}>
+          <button
+            role="menuitem"
+            data-testid={`menu-${a.testId}`}
+            aria-haspopup={a.children ? "menu" : undefined}
+            disabled={a.disabled || (a.children ? !hasItems(a) : !a.run)}
+            onClick={() => {
+              if (a.children) return setSub(a.testId);
+              onClose();
+              a.run?.();
+            }}
+            onKeyDown={(e) => a.children && e.key === "ArrowRight" && setSub(a.testId)}
+            className={cn("flex h-[22px] w-full items-center px-6 text-left outline-none enabled:hover:bg-[#91c9f7] enabled:focus:bg-[#91c9f7] disabled:text-muted", sub === a.testId && "bg-[#91c9f7]")}
+          >
+            {a.label}
+            {a.children ? <span className="ml-auto pl-4 text-[9px]">▶</span> : null}
+          </button>
+          {a.children && sub === a.testId ? <Flyout items={a.children} prefix="menu" onDone={onClose} onEscape={() => setSub(null)} /> : null}
+        </div>
       ))}
     </div>
   );

@@ -10,6 +10,8 @@ import { HyperVSettingsDialog } from "@/components/dialogs/hyperv-settings-dialo
 import { NewVmWizard } from "@/components/dialogs/new-vm-wizard";
 import { UsersDialog } from "@/components/dialogs/users-dialog";
 import { VmSettingsDialog } from "@/components/dialogs/vm-settings-dialog";
+import { FailoverDialogs } from "@/components/dialogs/failover";
+import { ReplicationDialogs } from "@/components/dialogs/replication";
 import { ALL_HOSTS, useLiveFleet } from "@/components/lib/live";
 import { useTRPC, type Host, type Vm } from "@/components/lib/trpc";
 import { ActionsPane, ContextMenu, type ActionItem } from "./actions-pane";
@@ -21,8 +23,9 @@ import { useVmOperations } from "./use-vm-operations";
 import { VmDetails } from "./vm-details";
 import { VmList, vmKey } from "./vm-list";
 import { hostActionItems, vmActionItems } from "./action-items";
+import type { ReplicationDialogRequest } from "./replication-items";
 
-type Modal = { kind: "connect" } | { kind: "vm-settings"; vm: Vm } | { kind: "users" } | { kind: "audit" } | { kind: "new-vm"; host: Host } | { kind: "settings"; host: Host } | { kind: "confirm"; request: ConfirmRequest } | null;
+type Modal = { kind: "connect" } | { kind: "vm-settings"; vm: Vm } | { kind: "users" } | { kind: "audit" } | { kind: "new-vm"; host: Host } | { kind: "settings"; host: Host } | { kind: "confirm"; request: ConfirmRequest } | { kind: "replication"; request: ReplicationDialogRequest } | null;
 
 export function HyperVManager() {
   const trpc = useTRPC();
@@ -66,7 +69,16 @@ export function HyperVManager() {
     [role, refresh, removeHost, confirm],
   );
   const itemsForVm = useCallback(
-    (v: Vm) => vmActionItems({ vm: v, role, pending: ops.pending[vmKey(v)], ops, confirm, settings: (x) => setModal({ kind: "vm-settings", vm: x }) }),
+    (v: Vm) =>
+      vmActionItems({
+        vm: v,
+        role,
+        pending: ops.pending[vmKey(v)],
+        ops,
+        confirm,
+        settings: (x) => setModal({ kind: "vm-settings", vm: x }),
+        replication: (x, kind) => setModal({ kind: "replication", request: { kind, vm: x } }),
+      }),
     [role, ops, confirm],
   );
   const hostItems = useMemo(() => itemsForHost(host), [itemsForHost, host]);
@@ -145,6 +157,12 @@ export function HyperVManager() {
       ) : null}
       {modal?.kind === "audit" ? <AuditDialog onClose={() => setModal(null)} /> : null}
       {modal?.kind === "confirm" ? <ConfirmDialog request={modal.request} onClose={() => setModal(null)} /> : null}
+      {modal?.kind === "replication" ? (
+        <>
+          <ReplicationDialogs request={modal.request} onClose={() => setModal(null)} />
+          <FailoverDialogs request={modal.request} onClose={() => setModal(null)} />
+        </>
+      ) : null}
       <Toasts toasts={ops.toasts} onDismiss={ops.dismiss} />
     </div>
   );

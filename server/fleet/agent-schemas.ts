@@ -56,6 +56,13 @@ export const AgentRelationship = z.discriminatedUnion("role", [
     authMode: z.enum(["https", "http"]),
     compression: z.boolean(),
     lastAckedSeq: z.number(),
+    recoveryHistory: z.number().optional(),
+    appConsistentFrequencyHours: z.number().nullable().optional(),
+    bandwidthLimitMiBps: z.number().nullable().optional(),
+    initialStartAt: z.string().nullable().optional(),
+    resyncAt: z.string().nullable().optional(),
+    /** The initial copy went to external media and waits for Import Initial Replica. */
+    awaitingImport: z.object({ folder: z.string(), exportedAt: z.string() }).nullable().optional(),
   }),
   z.object({
     ...RelationshipCommon,
@@ -63,6 +70,13 @@ export const AgentRelationship = z.discriminatedUnion("role", [
     primaryServer: z.string(),
     trustGroup: z.string(),
     lastAppliedSeq: z.number(),
+    recoveryHistory: z.number().optional(),
+    /** A placeholder waiting for Import Initial Replica (external media). */
+    awaitingImport: z.boolean().optional(),
+    testFailover: z.object({ testVmId: z.string(), pointAt: z.string().nullable(), startedAt: z.string() }).nullable().optional(),
+    lastTestFailoverAt: z.string().nullable().optional(),
+    /** An unplanned failover in progress (the VM runs from a recovery point on overlays). */
+    failover: z.object({ pointAt: z.string().nullable(), startedAt: z.string(), completing: z.boolean() }).nullable().optional(),
   }),
 ]);
 export type AgentRelationship = z.infer<typeof AgentRelationship>;
@@ -79,6 +93,8 @@ export const AgentVm = z.object({
   workload: z.object({ pattern: z.string(), rateMiBps: z.number() }),
   networkConnected: z.boolean(),
   isReplica: z.boolean(),
+  /** Set on a test failover VM ("<name> - Test"): the replica VM it was made from. */
+  testOf: z.object({ vmId: z.string(), pointAt: z.string().nullable() }).nullable().optional(),
   createdAt: z.string(),
   replication: z.array(AgentRelationship),
 });

@@ -18,6 +18,12 @@ export interface ReplicationSummary {
   lastSyncAt: string | null;
   reason: string | null;
   stats: AgentRelationship["stats"];
+  /** Replica: the test failover VM running from this replica, if any. */
+  testFailover: { testVmId: string; pointAt: string | null; startedAt: string } | null;
+  /** Replica: an unplanned failover in progress (not yet completed or cancelled). */
+  failover: { pointAt: string | null; startedAt: string; completing: boolean } | null;
+  /** Waiting for Import Initial Replica (external media), on either side. */
+  awaitingImport: boolean;
 }
 
 export interface VmView {
@@ -31,6 +37,8 @@ export interface VmView {
   /** Start of the current Running/Paused period (uptime counts from it), else null. */
   upSince: string | null;
   isReplica: boolean;
+  /** A test failover VM ("<name> - Test"): the replica VM it runs from. */
+  testOf: { vmId: string; pointAt: string | null } | null;
   disks: { index: number; sizeBytes: number }[];
   workload: { pattern: string; rateMiBps: number };
   networkConnected: boolean;
@@ -54,6 +62,7 @@ export function vmRow(hostId: string, hostName: string, vm: AgentVm, now = new D
     assignedMemoryMiB: vm.assignedMemoryMiB,
     upSince: up ? new Date(now.getTime() - vm.uptimeSeconds * 1000) : null,
     isReplica: vm.isReplica,
+    testOf: vm.testOf ? (vm.testOf as Prisma.InputJsonObject) : Prisma.DbNull,
     disks: vm.disks,
     workload: vm.workload,
     networkConnected: vm.networkConnected,
@@ -76,6 +85,7 @@ interface StoredVm {
   assignedMemoryMiB: number;
   upSince: Date | null;
   isReplica: boolean;
+  testOf: unknown;
   disks: unknown;
   workload: unknown;
   networkConnected: boolean;
@@ -100,6 +110,7 @@ export function vmView(row: StoredVm): VmView {
     assignedMemoryMiB: row.assignedMemoryMiB,
     upSince: row.upSince?.toISOString() ?? null,
     isReplica: row.isReplica,
+    testOf: (row.testOf as VmView["testOf"]) ?? null,
     disks: row.disks as VmView["disks"],
     workload: row.workload as VmView["workload"],
     networkConnected: row.networkConnected,
@@ -116,6 +127,9 @@ export function vmView(row: StoredVm): VmView {
           lastSyncAt: rel.lastSyncAt,
           reason: rel.reason,
           stats: rel.stats,
+          testFailover: (rel.role === "replica" && rel.testFailover) || null,
+          failover: (rel.role === "replica" && rel.failover) || null,
+          awaitingImport: !!rel.awaitingImport,
         }
       : null,
     updatedAt: row.updatedAt.toISOString(),
