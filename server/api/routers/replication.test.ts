@@ -207,7 +207,10 @@ describe("initial replication methods", () => {
     await f.pair.primary.ok("PUT", `/api/v1/vms/${vmId}/disks/1/data?offset=0`, Buffer.alloc(128 * 1024, 9));
     const folder = join(await mkdtemp(join(f.pair.dir, "media-")), "file-03");
     await f.as("Administrator").replication.enable({ ...wizard(vmId), disks: [0, 1], recoveryHistory: 0, appConsistentFrequencyHours: null, initialReplication: { method: "external-media", folder } });
-    const placeholder = await waitFor("placeholder cached", async () => (await replicationOf(hv02, vmId))?.awaitingImport && (await replicationOf(hv02, vmId)), 10_000);
+    const placeholder = await waitFor("placeholder cached", async () => {
+      const r = await replicationOf(hv02, vmId);
+      return r?.awaitingImport && r;
+    }, 10_000);
     expect(placeholder.state).toBe("Waiting for initial replication");
     await expectTrpcError(f.as("Operator").replication.importInitial({ hostId: hv02, vmId, folder }), "FORBIDDEN");
     await expectTrpcError(f.as("Administrator").replication.importInitial({ hostId: hv02, vmId, folder: "usb/file-03" }), "BAD_REQUEST", "folder");
