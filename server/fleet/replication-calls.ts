@@ -39,6 +39,7 @@ export const PrimarySettings = z.object({
   bandwidthLimitMiBps: z.number().nullable().default(null),
   resyncPolicy: ResyncPolicy.default({ mode: "manual" }),
   resyncAt: z.string().nullable().default(null),
+  initialStartAt: z.string().nullable().default(null),
   disks: z.array(z.object({ index: z.number(), sizeBytes: z.number() })),
 });
 export type PrimarySettings = z.infer<typeof PrimarySettings>;

@@ -60,8 +60,8 @@ export const replicationRouter = router({
   checkReplicaServer: protectedProcedure.input(CheckReplicaServerInput).query(async ({ ctx, input }) => {
     const primary = await ctx.fleet.hostOrThrow(input.hostId);
     const target = await hostByName(ctx, input.replicaServer);
-    if (target?.id === primary.id) throw fieldError("BAD_REQUEST", "replicaServer", `${primary.name} is the primary server of this virtual machine; choose another server as its Replica server`);
-    if (!target) throw fieldError("NOT_FOUND", "replicaServer", `${input.replicaServer} is not connected to this console; connect to it first (Action > Connect to Server...) or check the name`);
+    if (target?.id === primary.id) throw fieldError("BAD_REQUEST", "replicaServer", `the server ${primary.name} is the primary server of this virtual machine; choose another server as its Replica server`);
+    if (!target) throw fieldError("NOT_FOUND", "replicaServer", `the server ${input.replicaServer} is not connected to this console; connect to it first (Action > Connect to Server...) or check the name`);
     let replica, own;
     try {
       [replica, own] = await Promise.all([calls(ctx, target.id).agent.hostWithReplicaServer(), calls(ctx, primary.id).agent.hostWithReplicaServer()]);
@@ -70,12 +70,12 @@ export const replicationRouter = router({
       throw fieldError("SERVICE_UNAVAILABLE", "replicaServer", `cannot check ${target.name}: ${message}`);
     }
     const rs = replica.replicaServer;
-    if (!rs.enabled) throw fieldError("PRECONDITION_FAILED", "replicaServer", `${target.name} is not enabled as a Replica server; enable it in Hyper-V Settings > Replication Configuration on ${target.name}`);
+    if (!rs.enabled) throw fieldError("PRECONDITION_FAILED", "replicaServer", `the server ${target.name} is not enabled as a Replica server; enable it in Hyper-V Settings > Replication Configuration on ${target.name}`);
     const mode = (kind: "https" | "http") => ({ enabled: rs[kind].enabled, port: rs[kind].port, usable: rs[kind].enabled && replica.capabilities[kind] && own.capabilities[kind] });
     const https = mode("https");
     const http = mode("http");
     if (!https.usable && !http.usable) {
-      throw fieldError("PRECONDITION_FAILED", "replicaServer", `${target.name} accepts ${[https.enabled && "HTTPS", http.enabled && "HTTP"].filter(Boolean).join(" and ") || "no authentication type"}, which ${primary.name} cannot use: give both hosts a replication certificate (HTTPS) or the same replication token (HTTP)`);
+      throw fieldError("PRECONDITION_FAILED", "replicaServer", `the Replica server ${target.name} accepts ${[https.enabled && "HTTPS", http.enabled && "HTTP"].filter(Boolean).join(" and ") || "no authentication type"}, which ${primary.name} cannot use: give both hosts a replication certificate (HTTPS) or the same replication token (HTTP)`);
     }
     const authMode = https.usable ? "https" : "http";
     return { hostId: target.id, name: replica.hostName, https, http, authorization: rs.authorization.mode, authMode, port: authMode === "https" ? https.port : http.port } as const;
@@ -94,7 +94,7 @@ export const replicationRouter = router({
   enable: adminProcedure.input(EnableInput).mutation(async ({ ctx, input }) => {
     const { hostId, vmId, ...body } = input;
     const primary = await ctx.fleet.hostOrThrow(hostId);
-    if (body.replicaServer === primary.name) throw fieldError("BAD_REQUEST", "replicaServer", `${primary.name} is the primary server of this virtual machine; choose another server as its Replica server`);
+    if (body.replicaServer === primary.name) throw fieldError("BAD_REQUEST", "replicaServer", `the server ${primary.name} is the primary server of this virtual machine; choose another server as its Replica server`);
     const { link, agent } = calls(ctx, hostId);
     const record = await agentCall(() => agent.enable(vmId, body));
     await refreshVm(link, vmId);
