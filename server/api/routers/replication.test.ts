@@ -153,8 +153,11 @@ describe("Enable Replication", () => {
     const again = await expectTrpcError(op.replication.pause({ hostId: hv01, vmId }), "CONFLICT");
     expect(again.message).toMatch(/Suspended|paused/i);
     expect(await op.replication.resume({ hostId: hv01, vmId })).toMatchObject({ state: "Replicating" });
+    // Resuming runs a cycle at once; the replica is paused once it was applied (a pause while a
+    // cycle is being applied is lost by the agent: its apply ends by setting Replicating).
+    await f.pair.primary.ok("POST", `/api/v1/vms/${vmId}/replication/replicate-now`);
     expect(await op.replication.pause({ hostId: hv02, vmId })).toEqual({ state: "Suspended" });
-    expect((await replicationOf(hv02, vmId))?.health).toBe("Critical");
+    await waitFor("paused on the replica: Critical", async () => (await replicationOf(hv02, vmId))?.health === "Critical", 5000, 50);
     expect(await op.replication.resume({ hostId: hv02, vmId })).toEqual({ state: "Replicating" });
     await expectTrpcError(op.replication.resume({ hostId: hv02, vmId }), "CONFLICT");
     await expectTrpcError(op.replication.pause({ hostId: hv01, vmId: "nope" }), "BAD_REQUEST", "vmId");
