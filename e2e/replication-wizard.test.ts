@@ -71,6 +71,10 @@ describe("Enable Replication wizard", () => {
     await expect(page.isChecked("[data-testid=wizard-auth-https]")).resolves.toBe(true);
     await expect(page.isChecked("[data-testid=wizard-compression]")).resolves.toBe(true);
     await shot(page, "repl-03-connection-parameters");
+    await page.click("[data-testid=wizard-previous]");
+    await expect(page.locator("[data-testid=wizard-server-checked]").textContent()).resolves.toMatch(/accepts hv01\.lab\.test.*trust group DEFAULT/);
+    await shot(page, "repl-02-replica-server-checked");
+    await next("Specify Connection Parameters");
 
     await next("Choose Replication VHDs");
     await expect(page.locator("[data-testid=wizard-vhds]").textContent()).resolves.toMatch(/disk0\.raw.*16 MB.*disk1\.raw.*8\.0 MB/);

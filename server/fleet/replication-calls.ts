@@ -6,7 +6,7 @@
 import { z } from "zod";
 import type { EnableReplicationBody, UpdateReplicationBody } from "../shared/agent-api.js";
 import { ResyncPolicy } from "../shared/agent-api.js";
-import { AgentHostInfo, AgentRelationship } from "./agent-schemas.js";
+import { AgentRelationship } from "./agent-schemas.js";
 import type { AgentClient } from "./agent-client.js";
 
 /** Enabling with external media exports the disks before the agent answers; import copies them. */
@@ -44,16 +44,7 @@ export const PrimarySettings = z.object({
 });
 export type PrimarySettings = z.infer<typeof PrimarySettings>;
 
-const ReplicaServerView = z.object({
-  enabled: z.boolean(),
-  http: z.object({ enabled: z.boolean(), port: z.number() }),
-  https: z.object({ enabled: z.boolean(), port: z.number() }),
-  authorization: z.object({ mode: z.enum(["any", "entries"]) }).passthrough(),
-});
-const HostWithReplicaServer = AgentHostInfo.extend({ replicaServer: ReplicaServerView });
-
 export const replicationCalls = (client: AgentClient) => ({
-  hostWithReplicaServer: () => client.call(HostWithReplicaServer, "GET", "/host"),
   relationships: (vmId: string) => client.call(z.array(z.object({ role: z.string() }).passthrough()), "GET", vmPath(vmId)),
   enable: (vmId: string, body: z.input<typeof EnableReplicationBody>) => client.call(AgentRelationship, "POST", vmPath(vmId), body, LONG_CALL_MS),
   update: (vmId: string, patch: UpdateReplicationBody) => client.call(PrimarySettings, "PATCH", vmPath(vmId), patch),

@@ -47,7 +47,7 @@ const wizard = (vmId: string) => ({
 describe("Specify Replica Server (checkReplicaServer)", () => {
   it("finds a connected Replica server by FQDN or short name and says what it accepts", async () => {
     const found = await f.as("Viewer").replication.checkReplicaServer({ hostId: hv01, replicaServer: "HV02.lab.test" });
-    expect(found).toMatchObject({ hostId: hv02, name: "hv02.lab.test", authMode: "https", port: f.pair.replica.ports.https, authorization: "any" });
+    expect(found).toMatchObject({ hostId: hv02, name: "hv02.lab.test", authMode: "https", port: f.pair.replica.ports.https, authorization: "any", trustGroup: "DEFAULT", storageLocation: join(f.pair.dir, "hv02", "replicas") });
     expect(found.https).toEqual({ enabled: true, port: f.pair.replica.ports.https, usable: true });
     expect(found.http).toEqual({ enabled: true, port: f.pair.replica.ports.http, usable: true });
     expect((await f.as("Viewer").replication.checkReplicaServer({ hostId: hv01, replicaServer: "hv02" })).hostId).toBe(hv02);
@@ -67,6 +67,12 @@ describe("Specify Replica Server (checkReplicaServer)", () => {
     try {
       const off = await expectTrpcError(viewer.replication.checkReplicaServer({ hostId: hv01, replicaServer: "hv02.lab.test" }), "PRECONDITION_FAILED", "replicaServer");
       expect(off.message).toMatch(/not enabled as a Replica server/);
+      const entries = [{ primaryServer: "*.elsewhere.test", storageLocation: join(f.pair.dir, "elsewhere"), trustGroup: "ELSEWHERE" }];
+      await admin.replicaServer.update({ hostId: hv02, settings: { ...settings, authorization: { mode: "entries", entries } } });
+      const refused = await expectTrpcError(viewer.replication.checkReplicaServer({ hostId: hv01, replicaServer: "hv02.lab.test" }), "PRECONDITION_FAILED", "replicaServer");
+      expect(refused.message).toMatch(/refuses this primary server: primary server 'hv01\.lab\.test' is not authorized/);
+      await admin.replicaServer.update({ hostId: hv02, settings: { ...settings, authorization: { mode: "entries", entries: [...entries, { ...entries[0]!, primaryServer: "*.lab.test", trustGroup: "LAB" }] } } });
+      expect(await viewer.replication.checkReplicaServer({ hostId: hv01, replicaServer: "hv02.lab.test" })).toMatchObject({ authorization: "entries", trustGroup: "LAB" });
     } finally {
       await admin.replicaServer.update({ hostId: hv02, settings });
     }

@@ -4,6 +4,7 @@
  * Resynchronize, Import Initial Replica and Remove Replication, each driving the agents' API.
  */
 import { TRPCError } from "@trpc/server";
+import { authorizePrimary } from "../../agent/transport/authorization.js";
 import { AgentCallError } from "../../fleet/agent-client.js";
 import type { HostLink } from "../../fleet/host-link.js";
 import { PrimarySettings, replicationCalls } from "../../fleet/replication-calls.js";
@@ -62,15 +63,22 @@ export const replicationRouter = router({
     const target = await hostByName(ctx, input.replicaServer);
     if (target?.id === primary.id) throw fieldError("BAD_REQUEST", "replicaServer", `the server ${primary.name} is the primary server of this virtual machine; choose another server as its Replica server`);
     if (!target) throw fieldError("NOT_FOUND", "replicaServer", `the server ${input.replicaServer} is not connected to this console; connect to it first (Action > Connect to Server...) or check the name`);
-    let replica, own;
+    let replica, rs, own;
     try {
-      [replica, own] = await Promise.all([calls(ctx, target.id).agent.hostWithReplicaServer(), calls(ctx, primary.id).agent.hostWithReplicaServer()]);
+      const client = ctx.fleet.link(target.id).client;
+      [replica, rs, own] = await Promise.all([client.host(), client.replicaServer(), ctx.fleet.link(primary.id).client.host()]);
     } catch (err) {
       const message = err instanceof AgentCallError ? err.message : String(err);
       throw fieldError("SERVICE_UNAVAILABLE", "replicaServer", `cannot check ${target.name}: ${message}`);
     }
-    const rs = replica.replicaServer;
     if (!rs.enabled) throw fieldError("PRECONDITION_FAILED", "replicaServer", `the server ${target.name} is not enabled as a Replica server; enable it in Hyper-V Settings > Replication Configuration on ${target.name}`);
+    // The Replica server's own rule, applied to this primary before the wizard goes on.
+    let storage;
+    try {
+      storage = authorizePrimary(rs, own.hostName);
+    } catch (err) {
+      throw fieldError("PRECONDITION_FAILED", "replicaServer", `the Replica server ${target.name} refuses this primary server: ${(err as Error).message}`);
+    }
     const mode = (kind: "https" | "http") => ({ enabled: rs[kind].enabled, port: rs[kind].port, usable: rs[kind].enabled && replica.capabilities[kind] && own.capabilities[kind] });
     const https = mode("https");
     const http = mode("http");
@@ -78,7 +86,7 @@ export const replicationRouter = router({
       throw fieldError("PRECONDITION_FAILED", "replicaServer", `the Replica server ${target.name} accepts ${[https.enabled && "HTTPS", http.enabled && "HTTP"].filter(Boolean).join(" and ") || "no authentication type"}, which ${primary.name} cannot use: give both hosts a replication certificate (HTTPS) or the same replication token (HTTP)`);
     }
     const authMode = https.usable ? "https" : "http";
-    return { hostId: target.id, name: replica.hostName, https, http, authorization: rs.authorization.mode, authMode, port: authMode === "https" ? https.port : http.port } as const;
+    return { hostId: target.id, name: replica.hostName, https, http, authorization: rs.authorization.mode, storageLocation: storage.storageLocation, trustGroup: storage.trustGroup, authMode, port: authMode === "https" ? https.port : http.port } as const;
   }),
 
   /** The size of the initial copy (the chosen disks) and the storage the recovery history needs. */
