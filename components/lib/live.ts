@@ -72,7 +72,9 @@ export function useLiveFleet(watchedHostId: string | null): { connected: boolean
     if (socket && watched.current && watched.current !== watchedHostId) watch(socket, watched.current, false);
     watched.current = watchedHostId;
     if (socket?.connected && watchedHostId) watch(socket, watchedHostId, true);
-  }, [watchedHostId]);
+    // Updates of an unwatched host were not merged: its cached list may miss what changed meanwhile.
+    if (watchedHostId) void qc.invalidateQueries({ queryKey: trpc.vms.list.queryKey(watchedHostId === ALL_HOSTS ? {} : { hostId: watchedHostId }) });
+  }, [watchedHostId, qc, trpc]);
 
   return { connected };
 }
