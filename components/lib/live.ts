@@ -57,6 +57,11 @@ export function useLiveFleet(watchedHostId: string | null): { connected: boolean
     socket.on("vm:remove", (ref) => {
       for (const input of [{ hostId: ref.hostId }, {}]) qc.setQueryData<Vm[]>(trpc.vms.list.queryKey(input), (old) => old?.filter((v) => !same(ref)(v)));
     });
+    socket.on("vm:metrics", ({ hostId, changes }) => {
+      const cpu = new Map(changes.map((c) => [c.vmId, c.cpuUsagePercent]));
+      const merge = (old: Vm[] | undefined) => old?.map((v) => (v.hostId === hostId && cpu.has(v.vmId) ? { ...v, cpuUsagePercent: cpu.get(v.vmId)! } : v));
+      for (const input of [{ hostId }, {}]) qc.setQueryData<Vm[]>(trpc.vms.list.queryKey(input), merge);
+    });
     socket.on("events:new", (events) => {
       const hostId = events[0]?.hostId;
       if (hostId) void qc.invalidateQueries({ queryKey: trpc.events.list.pathKey() });

@@ -1,5 +1,6 @@
 /** socket.io event maps shared by the console server and the browser. */
 import type { EventView, HostView } from "../fleet/views.js";
+import type { VmMetricsChange } from "../fleet/metrics.js";
 import type { VmView } from "../fleet/vm-model.js";
 
 export interface ServerToClientEvents {
@@ -8,6 +9,8 @@ export interface ServerToClientEvents {
   "vm:update": (vm: VmView) => void;
   "vm:remove": (ref: { hostId: string; vmId: string }) => void;
   "events:new": (events: EventView[]) => void;
+  /** CPU usage of running VMs, every couple of seconds (null: no longer running). */
+  "vm:metrics": (m: { hostId: string; changes: VmMetricsChange[] }) => void;
 }
 
 export interface ClientToServerEvents {

@@ -74,6 +74,7 @@ async function withPair(pair: Pair, consoleTls: ConsoleTls | null): Promise<Cons
     hostRemoved: record("hostRemoved"),
     vmChanged: record("vmChanged"),
     vmRemoved: record("vmRemoved"),
+    vmMetrics: record("vmMetrics"),
     events: record("events"),
   }, consoleTls);
   await fleet.start();
