@@ -2,6 +2,7 @@ import { authRouter } from "./routers/auth.js";
 import { eventsRouter } from "./routers/events.js";
 import { hostsRouter } from "./routers/hosts.js";
 import { replicaServerRouter } from "./routers/replica-server.js";
+import { replicationRouter } from "./routers/replication.js";
 import { usersRouter } from "./routers/users.js";
 import { vmsRouter } from "./routers/vms.js";
 import { createCallerFactory, router } from "./trpc.js";
@@ -13,6 +14,7 @@ export const appRouter = router({
   vms: vmsRouter,
   events: eventsRouter,
   replicaServer: replicaServerRouter,
+  replication: replicationRouter,
 });
 
 export type AppRouter = typeof appRouter;

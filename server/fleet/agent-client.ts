@@ -29,14 +29,15 @@ export class AgentClient {
     private readonly auth: AgentAuth,
   ) {}
 
-  private async call<S extends z.ZodType>(schema: S | null, method: string, path: string, body?: unknown): Promise<z.infer<S>> {
+  /** One call to the agent; modules of the fleet build their calls on it (replication-calls.ts). */
+  async call<S extends z.ZodType>(schema: S | null, method: string, path: string, body?: unknown, timeoutMs = TIMEOUT_MS): Promise<z.infer<S>> {
     let res: Awaited<ReturnType<typeof agentFetch>>;
     try {
       res = await agentFetch(`${this.address}/api/v1${path}`, this.auth, {
         method,
         headers: body !== undefined ? { "content-type": "application/json" } : {},
         body: body !== undefined ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(TIMEOUT_MS),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
       const why = (err as Error).name === "TimeoutError" ? "the agent did not answer in time" : describe(err);
