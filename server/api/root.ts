@@ -1,6 +1,8 @@
 import { authRouter } from "./routers/auth.js";
 import { eventsRouter } from "./routers/events.js";
+import { failoverRouter } from "./routers/failover.js";
 import { hostsRouter } from "./routers/hosts.js";
+import { jobsRouter } from "./routers/jobs.js";
 import { replicaServerRouter } from "./routers/replica-server.js";
 import { usersRouter } from "./routers/users.js";
 import { vmsRouter } from "./routers/vms.js";
@@ -13,6 +15,8 @@ export const appRouter = router({
   vms: vmsRouter,
   events: eventsRouter,
   replicaServer: replicaServerRouter,
+  failover: failoverRouter,
+  jobs: jobsRouter,
 });
 
 export type AppRouter = typeof appRouter;

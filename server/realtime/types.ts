@@ -1,6 +1,7 @@
 /** socket.io event maps shared by the console server and the browser. */
 import type { EventView, HostView } from "../fleet/views.js";
 import type { VmView } from "../fleet/vm-model.js";
+import type { JobView } from "../jobs/types.js";
 
 export interface ServerToClientEvents {
   "host:update": (host: HostView) => void;
@@ -8,6 +9,8 @@ export interface ServerToClientEvents {
   "vm:update": (vm: VmView) => void;
   "vm:remove": (ref: { hostId: string; vmId: string }) => void;
   "events:new": (events: EventView[]) => void;
+  /** A console job changed (every signed-in browser: the Jobs pane and the VMs' status). */
+  "job:update": (job: JobView) => void;
 }
 
 export interface ClientToServerEvents {
