@@ -64,6 +64,11 @@ export function useLiveFleet(watchedHostId: string | null): { connected: boolean
       qc.setQueryData<Job[]>(trpc.jobs.list.queryKey(JOBS_QUERY), (old) => (old ? [job, ...old.filter((j) => j.id !== job.id)].sort((a, b) => b.createdAt.localeCompare(a.createdAt)) : old));
       qc.setQueryData<Job>(trpc.jobs.get.queryKey({ id: job.id }), job);
     });
+    socket.on("vm:metrics", ({ hostId, changes }) => {
+      const cpu = new Map(changes.map((c) => [c.vmId, c.cpuUsagePercent]));
+      const merge = (old: Vm[] | undefined) => old?.map((v) => (v.hostId === hostId && cpu.has(v.vmId) ? { ...v, cpuUsagePercent: cpu.get(v.vmId)! } : v));
+      for (const input of [{ hostId }, {}]) qc.setQueryData<Vm[]>(trpc.vms.list.queryKey(input), merge);
+    });
     socket.on("events:new", (events) => {
       const hostId = events[0]?.hostId;
       if (hostId) void qc.invalidateQueries({ queryKey: trpc.events.list.pathKey() });

@@ -37,6 +37,7 @@ export function realtimeNotifier(io: () => RealtimeServer | undefined): FleetNot
     hostRemoved: (hostId) => io()?.to(rooms.dashboard).emit("host:remove", hostId),
     vmChanged: (vm) => io()?.to([rooms.host(vm.hostId), rooms.vm(vm.vmId), rooms.allVms]).emit("vm:update", vm),
     vmRemoved: (hostId, vmId) => io()?.to([rooms.host(hostId), rooms.vm(vmId), rooms.allVms]).emit("vm:remove", { hostId, vmId }),
+    vmMetrics: (hostId, changes) => io()?.to([rooms.host(hostId), rooms.allVms]).emit("vm:metrics", { hostId, changes }),
     events: (hostId, events) => io()?.to(rooms.host(hostId)).emit("events:new", events),
   };
 }

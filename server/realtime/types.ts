@@ -1,5 +1,6 @@
 /** socket.io event maps shared by the console server and the browser. */
 import type { EventView, HostView } from "../fleet/views.js";
+import type { VmMetricsChange } from "../fleet/metrics.js";
 import type { VmView } from "../fleet/vm-model.js";
 import type { JobView } from "../jobs/types.js";
 
@@ -11,6 +12,8 @@ export interface ServerToClientEvents {
   "events:new": (events: EventView[]) => void;
   /** A console job changed (every signed-in browser: the Jobs pane and the VMs' status). */
   "job:update": (job: JobView) => void;
+  /** CPU usage of running VMs, every couple of seconds (null: no longer running). */
+  "vm:metrics": (m: { hostId: string; changes: VmMetricsChange[] }) => void;
 }
 
 export interface ClientToServerEvents {

@@ -80,6 +80,7 @@ async function withPair(pair: Pair, consoleTls: ConsoleTls | null, jobOptions: J
     hostRemoved: record("hostRemoved"),
     vmChanged: record("vmChanged"),
     vmRemoved: record("vmRemoved"),
+    vmMetrics: record("vmMetrics"),
     events: record("events"),
   }, consoleTls);
   await fleet.start();
