@@ -1,6 +1,8 @@
 import { authRouter } from "./routers/auth.js";
 import { eventsRouter } from "./routers/events.js";
+import { failoverRouter } from "./routers/failover.js";
 import { hostsRouter } from "./routers/hosts.js";
+import { jobsRouter } from "./routers/jobs.js";
 import { replicaServerRouter } from "./routers/replica-server.js";
 import { replicationRouter } from "./routers/replication.js";
 import { usersRouter } from "./routers/users.js";
@@ -15,6 +17,8 @@ export const appRouter = router({
   events: eventsRouter,
   replicaServer: replicaServerRouter,
   replication: replicationRouter,
+  failover: failoverRouter,
+  jobs: jobsRouter,
 });
 
 export type AppRouter = typeof appRouter;

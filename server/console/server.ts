@@ -9,7 +9,8 @@ import { ROOT } from "../agent/agent-process.js";
 import { trpcHandler, TRPC_PATH } from "../api/http.js";
 import { Fleet } from "../fleet/fleet.js";
 import { loadConsoleTls } from "../fleet/transport.js";
-import { attachRealtime, realtimeNotifier, type RealtimeServer } from "../realtime/socket.js";
+import { JobRunner, jobFailpoint } from "../jobs/runner.js";
+import { attachRealtime, jobNotifier, realtimeNotifier, type RealtimeServer } from "../realtime/socket.js";
 import { ensureAdministrator } from "./auth/first-run.js";
 import { readCookie, userOfSession } from "./auth/sessions.js";
 import { createDb, type Db } from "./db/client.js";
@@ -51,7 +52,8 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   let io: RealtimeServer | undefined;
   const tls = loadConsoleTls({ cert: env.RM_AGENT_TLS_CERT, key: env.RM_AGENT_TLS_KEY, ca: env.RM_AGENT_TLS_CA });
   const fleet = new Fleet(db, realtimeNotifier(() => io), tls);
-  const trpc = trpcHandler({ db, fleet, sessionHours: env.RM_SESSION_HOURS });
+  const jobs = new JobRunner(db, fleet, jobNotifier(() => io), { beforeStep: jobFailpoint(process.env.RM_JOB_FAILPOINT) });
+  const trpc = trpcHandler({ db, fleet, jobs, sessionHours: env.RM_SESSION_HOURS });
 
   /** Runs `signedIn` or `anonymous` by the request's session cookie. */
   const bySession = (req: IncomingMessage, res: ServerResponse, signedIn: () => void, anonymous: () => void): void =>
@@ -81,6 +83,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
     http.listen(env.PORT, env.HOST, () => ok());
   });
   await fleet.start();
+  await jobs.start();
   const port = (http.address() as AddressInfo).port;
 
   return {
@@ -90,6 +93,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
     firstRunAdmin,
     appliedMigrations,
     async close() {
+      await jobs.stop();
       await fleet.stop();
       const closed = new Promise<void>((ok) => io!.close(() => ok()));
       http.closeAllConnections();

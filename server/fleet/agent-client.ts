@@ -16,6 +16,8 @@ export class AgentCallError extends Error {
     readonly status: number,
     readonly code: string,
     readonly issues: { field: string; message: string }[] = [],
+    /** The error's `details` as the agent sent them (e.g. `steps` of a refused failover). */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
   }
@@ -48,7 +50,7 @@ export class AgentClient {
       const parsed = AgentErrorBody.safeParse(safeJson(text));
       if (parsed.success) {
         const e = parsed.data.error;
-        throw new AgentCallError(e.message, res.status, e.code, e.details?.issues ?? []);
+        throw new AgentCallError(e.message, res.status, e.code, e.details?.issues ?? [], e.details ?? {});
       }
       throw new AgentCallError(`the agent answered ${res.status}`, res.status, "HTTP_ERROR");
     }

@@ -41,3 +41,8 @@ export function realtimeNotifier(io: () => RealtimeServer | undefined): FleetNot
     events: (hostId, events) => io()?.to(rooms.host(hostId)).emit("events:new", events),
   };
 }
+
+/** A console job's progress, to every signed-in browser. */
+export function jobNotifier(io: () => RealtimeServer | undefined) {
+  return (job: import("../jobs/types.js").JobView) => void io()?.to(rooms.dashboard).emit("job:update", job);
+}

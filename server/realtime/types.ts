@@ -2,6 +2,7 @@
 import type { EventView, HostView } from "../fleet/views.js";
 import type { VmMetricsChange } from "../fleet/metrics.js";
 import type { VmView } from "../fleet/vm-model.js";
+import type { JobView } from "../jobs/types.js";
 
 export interface ServerToClientEvents {
   "host:update": (host: HostView) => void;
@@ -9,6 +10,8 @@ export interface ServerToClientEvents {
   "vm:update": (vm: VmView) => void;
   "vm:remove": (ref: { hostId: string; vmId: string }) => void;
   "events:new": (events: EventView[]) => void;
+  /** A console job changed (every signed-in browser: the Jobs pane and the VMs' status). */
+  "job:update": (job: JobView) => void;
   /** CPU usage of running VMs, every couple of seconds (null: no longer running). */
   "vm:metrics": (m: { hostId: string; changes: VmMetricsChange[] }) => void;
 }

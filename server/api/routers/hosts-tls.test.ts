@@ -72,5 +72,5 @@ describe("hosts over mutual TLS", () => {
 
 const silent = { hostChanged() {}, hostRemoved() {}, vmChanged() {}, vmRemoved() {}, vmMetrics() {}, events() {} };
 function ctxOf(fleet: Fleet) {
-  return { db: f.db, fleet, sessionHours: 1, user: null, sessionId: null, setCookie() {}, secure: false };
+  return { db: f.db, fleet, jobs: f.jobs, sessionHours: 1, user: null, sessionId: null, setCookie() {}, secure: false };
 }
