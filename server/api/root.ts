@@ -1,5 +1,8 @@
+import { alertsRouter } from "./routers/alerts.js";
 import { authRouter } from "./routers/auth.js";
+import { dashboardRouter } from "./routers/dashboard.js";
 import { eventsRouter } from "./routers/events.js";
+import { healthRouter } from "./routers/health.js";
 import { hostsRouter } from "./routers/hosts.js";
 import { replicaServerRouter } from "./routers/replica-server.js";
 import { usersRouter } from "./routers/users.js";
@@ -13,6 +16,9 @@ export const appRouter = router({
   vms: vmsRouter,
   events: eventsRouter,
   replicaServer: replicaServerRouter,
+  health: healthRouter,
+  dashboard: dashboardRouter,
+  alerts: alertsRouter,
 });
 
 export type AppRouter = typeof appRouter;
