@@ -1,6 +1,9 @@
+import { alertsRouter } from "./routers/alerts.js";
 import { authRouter } from "./routers/auth.js";
+import { dashboardRouter } from "./routers/dashboard.js";
 import { eventsRouter } from "./routers/events.js";
 import { failoverRouter } from "./routers/failover.js";
+import { healthRouter } from "./routers/health.js";
 import { hostsRouter } from "./routers/hosts.js";
 import { jobsRouter } from "./routers/jobs.js";
 import { replicaServerRouter } from "./routers/replica-server.js";
@@ -19,6 +22,9 @@ export const appRouter = router({
   replication: replicationRouter,
   failover: failoverRouter,
   jobs: jobsRouter,
+  health: healthRouter,
+  dashboard: dashboardRouter,
+  alerts: alertsRouter,
 });
 
 export type AppRouter = typeof appRouter;
