@@ -37,8 +37,8 @@ export async function killQemuUnder(dir: string): Promise<void> {
   }
 }
 
-/** Writes a pattern through QEMU's own block layer, as a guest would (HMP qemu-io on the disk's node). */
+/** Writes a pattern as the guest would: HMP qemu-io on the VM's virtio-blk device (vd<disk>). */
 export async function qemuIoWrite(qmp: Qmp, disk: number, pattern: number, offset: number, length: number): Promise<void> {
-  const out = await qmp.hmp(`qemu-io d${disk} "write -P 0x${pattern.toString(16)} ${offset} ${length}"`);
-  if (/error|fail|denied|not found/i.test(out)) throw new Error(`qemu-io write failed: ${out}`);
+  const out = await qmp.hmp(`qemu-io -d vd${disk} "write -P 0x${pattern.toString(16)} ${offset} ${length}"`);
+  if (/error|fail|denied|not found|conflict/i.test(out)) throw new Error(`qemu-io write failed: ${out}`);
 }

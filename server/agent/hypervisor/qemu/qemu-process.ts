@@ -96,7 +96,10 @@ export function systemArgs(dir: string, config: VmConfig, opts: { incoming: bool
     "-pidfile", p.pid,
   ];
   for (const b of blockdevs(dir, config)) args.push("-blockdev", b);
-  for (const d of config.disks) args.push("-device", `virtio-blk-pci,drive=d${d.index},id=vd${d.index},share-rw=on`);
+  // virtio-scsi: each disk's scsi-hd device (vd<i>) owns its block backend, so the operator
+  // monitor can write as the guest would (HMP qemu-io -d vd<i>) through any filter above d<i>.
+  args.push("-device", "virtio-scsi-pci,id=scsi0");
+  for (const d of config.disks) args.push("-device", `scsi-hd,bus=scsi0.0,scsi-id=${d.index},lun=0,drive=d${d.index},id=vd${d.index},share-rw=on`);
   if (!config.networkConnected) args.push("-nic", "none");
   else args.push("-nic", "user,model=virtio-net-pci,restrict=on");
   if (opts.boot) {
