@@ -44,7 +44,7 @@ const LOSS_REASONS: Record<TrackingLoss, string> = {
   "log-missing": "the change-tracking log is missing",
   "log-corrupt": "the change-tracking log is damaged",
   "qemu-crash": "the QEMU process ended without storing its dirty bitmaps (QEMU or the host crashed)",
-  "bitmap-missing": "the disk's dirty bitmap is missing (the image was replaced or changed outside the agent)",
+  "bitmap-missing": "the disk's dirty bitmap is missing (QEMU or the host crashed before storing it, or the image was replaced outside the agent)",
 };
 
 export function describeLoss(lost: Map<number, TrackingLoss>): string {

@@ -37,8 +37,10 @@ export async function killQemuUnder(dir: string): Promise<void> {
   }
 }
 
-/** Writes a pattern as the guest would: HMP qemu-io on the VM's virtio-blk device (vd<disk>). */
+/** Writes a pattern and flushes, as the guest would: HMP qemu-io on the VM's disk device (vd<disk>). */
 export async function qemuIoWrite(qmp: Qmp, disk: number, pattern: number, offset: number, length: number): Promise<void> {
   const out = await qmp.hmp(`qemu-io -d vd${disk} "write -P 0x${pattern.toString(16)} ${offset} ${length}"`);
   if (/error|fail|denied|not found|conflict/i.test(out)) throw new Error(`qemu-io write failed: ${out}`);
+  // As a guest's fsync: without it, a killed QEMU may lose the write (qcow2 metadata in its cache).
+  await qmp.hmp(`qemu-io -d vd${disk} "flush"`);
 }

@@ -154,29 +154,26 @@ function tail(path: string): string {
   }
 }
 
-/** The pid in a VM's pidfile if that process is alive. */
+/** The pid in a VM's pidfile if that process is alive (a zombie is not). */
 export async function livePid(dir: string): Promise<number | undefined> {
   const pid = Number((await readFile(vmPaths(dir).pid, "utf8").catch(() => "")).trim());
-  if (!pid) return undefined;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch {
-    return undefined;
-  }
+  return pid && (await alive(pid)) ? pid : undefined;
+}
+
+async function alive(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined);
+  if (stat === undefined) return false;
+  return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
 }
 
 /** Waits until a process is gone (after quit), killing it after `timeoutMs`. */
 export async function waitGone(pid: number | undefined, timeoutMs = 10_000): Promise<void> {
   if (!pid) return;
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    if (Date.now() > deadline) {
+  let killed = false;
+  while (await alive(pid)) {
+    if (Date.now() > deadline && !killed) {
+      killed = true;
       try {
         process.kill(pid, "SIGKILL");
       } catch {

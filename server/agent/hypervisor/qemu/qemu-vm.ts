@@ -90,19 +90,29 @@ export class QemuVm extends LabVm {
     const want: QemuProcessKind = ["Running", "Paused", "Starting", "Stopping", "Saving"].includes(this.config.state) ? "system" : "daemon";
     const pid = await livePid(this.dir);
     if (pid) {
+      let qmp: Qmp | undefined;
       try {
-        const qmp = await Qmp.connect(vmPaths(this.dir).qmp, 2000);
-        const status = await qmp.execute<{ status: string }>("query-status").catch(() => undefined);
+        qmp = await Qmp.connect(vmPaths(this.dir).qmp, 2000);
+        // qemu-storage-daemon has no guest, so no query-status.
+        const status = await qmp.execute<{ status: string }>("query-status").catch((err: Error) => (qmp!.isClosed ? Promise.reject(err) : undefined));
         const kind: QemuProcessKind = status ? "system" : "daemon";
-        this.adopt(qmp, kind);
-        if (kind === want) return kind;
-        await this.quit();
+        if (kind === want) {
+          this.adopt(qmp, kind);
+          return kind;
+        }
+        await qmp.execute("quit").catch(() => undefined);
       } catch {
-        process.kill(pid, "SIGKILL");
-        await waitGone(pid);
+        /* not answering: ended below */
       }
+      qmp?.close();
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+      await waitGone(pid);
     }
-    if (want === "system") return "daemon"; // the VM's process died while the agent was away
+    // Off (or the VM's process died while the agent was away): the daemon holds the disks.
     await this.launch("daemon", { incoming: false, boot });
     return "daemon";
   }
@@ -125,6 +135,8 @@ export class QemuVm extends LabVm {
   }
 
   async launch(kind: QemuProcessKind, opts: { incoming: boolean; boot?: DirectBoot }): Promise<Qmp> {
+    // A predecessor that is still dying holds the images' locks.
+    await waitGone(await livePid(this.dir));
     const qmp = kind === "system" ? await launch(QEMU_SYSTEM, systemArgs(this.dir, this.config, opts), this.dir) : await launch(QEMU_STORAGE_DAEMON, daemonArgs(this.dir, this.config), this.dir);
     this.adopt(qmp, kind);
     return qmp;
