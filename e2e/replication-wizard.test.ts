@@ -356,7 +356,7 @@ describe("Enable Replication wizard", () => {
     await pair.primary.start();
     await expect.poll(replicationState("hv01.lab.test", "file-03"), { timeout: 20_000 }).toBe("Resynchronization required");
     await submenu("hv01.lab.test", "file-03", "resynchronize");
-    await expect(page.locator("[data-testid=resync-policy]").textContent()).resolves.toContain("Manually");
+    await expect.poll(() => page.locator("[data-testid=resync-policy]").textContent()).toContain("Manually");
     await page.click("[data-testid=resync-later]");
     const tooLate = new Date(Date.now() + 9 * 24 * 3600_000);
     await page.fill("[data-testid=resync-at]", new Date(tooLate.getTime() - tooLate.getTimezoneOffset() * 60_000).toISOString().slice(0, 16));
