@@ -38,7 +38,11 @@ export function useWallFeed(dashboardKey: string | null): WallFeed {
       setFeed((f) => ({ ...f, connected: true, refused: null }));
       if (!dashboardKey) socket.emit("wall:watch");
     });
-    socket.on("disconnect", () => setFeed((f) => ({ ...f, connected: false })));
+    socket.on("disconnect", (reason) => {
+      setFeed((f) => ({ ...f, connected: false }));
+      // The console closed this wall (its link was revoked): ask again, to learn why.
+      if (reason === "io server disconnect") setTimeout(() => socket.connect(), 1000);
+    });
     socket.on("connect_error", (err) => {
       const refused = /revoked|not valid/.test(err.message) ? err.message : null;
       if (err.message === "sign in first" && !dashboardKey) return window.location.assign("/login");
