@@ -150,6 +150,9 @@ describe("health alerts", () => {
     broken = (await admin.alerts.add({ kind: "webhook", name: "Broken webhook", address: `${hookUrl}/broken` })).id;
     const mail = await admin.alerts.add({ kind: "mail", name: "Ops mail", address: "ops@example.com, dr@example.com", smtpUrl: "smtp://alerts:s3cret@127.0.0.1:1", enabled: false });
     expect(mail.smtpUrl).toBe("smtp://alerts:***@127.0.0.1:1");
+    const audited = JSON.stringify(await f.db.auditEntry.findMany({ where: { action: "alerts.add" } }));
+    expect(audited).toContain("Ops mail");
+    expect(audited).not.toContain("s3cret");
     expect((await admin.alerts.targets()).map((t) => [t.name, t.enabled])).toEqual([["Ops webhook", true], ["Broken webhook", true], ["Ops mail", false]]);
     await expectTrpcError(admin.alerts.add({ kind: "webhook", name: "x", address: "hooks.example.com" }), "BAD_REQUEST", "address");
     await expectTrpcError(admin.alerts.add({ kind: "webhook", name: "x", address: "ftp://hooks.example.com/" }), "BAD_REQUEST", "address");
