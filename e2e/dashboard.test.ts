@@ -143,6 +143,13 @@ describe("the wall dashboard (issue 6, test 4)", () => {
     expect((await wall.request.get(`${consoleProc.url}/dashboard?key=not-a-key`)).status()).toBe(403);
   });
 
+  it("opens for a signed-in user without a link", async () => {
+    const page = await admin.context().newPage();
+    await page.goto(`${consoleProc.url}/dashboard`);
+    await page.waitForSelector('[data-testid=wall-tile][data-vm="sql-01"]', { timeout: 10_000 });
+    await page.close();
+  });
+
   it("reflects a health change within a second, with the reason", async () => {
     const tile = wall.locator('[data-testid=wall-tile][data-vm="sql-01"]');
     await wall.waitForTimeout(500);
@@ -179,6 +186,7 @@ describe("the wall dashboard (issue 6, test 4)", () => {
     await trpcMutation(admin, "dashboard.revokeLink", { id: made.id });
     await other.locator("[data-testid=wall-stale]", { hasText: "revoked" }).waitFor({ timeout: 10_000 });
     await expect(other.locator("[data-testid=wall]").getAttribute("data-stale")).resolves.toBe("true");
+    await expect(other.locator("[data-testid=wall-tile]").count()).resolves.toBe(0);
     await shot(other, "dashboard-08-wall-revoked");
     await other.context().close();
   });

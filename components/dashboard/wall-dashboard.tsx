@@ -63,7 +63,7 @@ export function WallDashboard({ dashboardKey }: { dashboardKey: string | null })
       <section className={cn("grid min-h-0 flex-1 content-start gap-3 overflow-hidden", columns, stale && "opacity-40 grayscale")} data-testid="wall-tiles">
         {s?.tiles.map((t) => <WallTile key={t.vmId} tile={t} now={consoleNow} compact={compact} />)}
         {s && s.tiles.length === 0 ? <div className="col-span-full text-[28px] text-[#8b949e]">No virtual machine is replicated.</div> : null}
-        {!s ? <div className="col-span-full text-[28px] text-[#8b949e]">Connecting to the console...</div> : null}
+        {!s && !feed.refused ? <div className="col-span-full text-[28px] text-[#8b949e]">Connecting to the console...</div> : null}
       </section>
     </div>
   );
