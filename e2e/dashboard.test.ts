@@ -90,6 +90,21 @@ describe("View Replication Health", () => {
     await admin.locator("[data-testid=event-row]", { hasText: "statistics of 'sql-01' were reset" }).first().waitFor({ timeout: 5000 });
     await shot(admin, "dashboard-02-view-events");
   });
+
+  it("shows the replica side's test failover status", async () => {
+    await admin.click('[data-testid="host-hv02.lab.test"]');
+    await admin.locator('[data-testid="vm-row-sql-01"]').click({ button: "right" });
+    await admin.click("[data-testid=menu-replication]");
+    await admin.click("[data-testid=menu-replication-health]");
+    const dialog = admin.locator("[data-testid=replication-health]");
+    await dialog.locator("[data-testid=health-body]").waitFor();
+    await expect(dialog.locator("[data-testid=health-replication-type]").textContent()).resolves.toBe("Replica");
+    await expect(dialog.locator("[data-testid=health-test-failover-status]").textContent()).resolves.toBe("Not running");
+    await expect(dialog.locator("[data-testid=health-last-test-failover]").textContent()).resolves.toBe("Never");
+    expect(await dialog.locator("[data-testid=health-size-of-data-yet-to-be-replicated]").count()).toBe(0);
+    await shot(admin, "dashboard-02b-replica-health");
+    await dialog.locator("[data-testid=health-close]").click();
+  });
 });
 
 describe("alerts and dashboard links", () => {

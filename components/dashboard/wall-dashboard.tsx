@@ -16,6 +16,8 @@ const COUNT_STYLE = {
   Normal: "bg-[#2f8f3a] text-white",
 } as const;
 
+const MAX_TILES = 28;
+
 export function WallDashboard({ dashboardKey }: { dashboardKey: string | null }) {
   const feed = useWallFeed(dashboardKey);
   const now = useNow();
@@ -26,6 +28,9 @@ export function WallDashboard({ dashboardKey }: { dashboardKey: string | null })
   // Few VMs get big tiles; many get more, smaller ones.
   const compact = count > 12;
   const columns = count <= 4 ? "grid-cols-2" : compact ? "grid-cols-4" : "grid-cols-3";
+  // What fits on a 1080p screen; the rest (the healthiest, as tiles go worst first) is counted.
+  const shown = s?.tiles.slice(0, MAX_TILES) ?? [];
+  const hidden = s ? s.tiles.length - shown.length : 0;
   const lastHeard = feed.lastHeardAt ? new Date(feed.lastHeardAt).toLocaleTimeString() : null;
 
   return (
@@ -61,7 +66,12 @@ export function WallDashboard({ dashboardKey }: { dashboardKey: string | null })
       </section>
 
       <section className={cn("grid min-h-0 flex-1 content-start gap-3 overflow-hidden", columns, stale && "opacity-40 grayscale")} data-testid="wall-tiles">
-        {s?.tiles.map((t) => <WallTile key={t.vmId} tile={t} now={consoleNow} compact={compact} />)}
+        {shown.map((t) => <WallTile key={t.vmId} tile={t} now={consoleNow} compact={compact} />)}
+        {hidden > 0 ? (
+          <div className="col-span-full text-[26px] text-[#8b949e]" data-testid="wall-more">
+            and {hidden} more virtual machines ({s!.tiles.slice(MAX_TILES).filter((t) => t.health !== "Normal").length} of them not Normal)
+          </div>
+        ) : null}
         {s && s.tiles.length === 0 ? <div className="col-span-full text-[28px] text-[#8b949e]">No virtual machine is replicated.</div> : null}
         {!s && !feed.refused ? <div className="col-span-full text-[28px] text-[#8b949e]">Connecting to the console...</div> : null}
       </section>

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MGMT_TOKEN, waitFor } from "../../agent/testing/harness.js";
 import { createSession } from "../../console/auth/sessions.js";
 import { dashboardLinkOf } from "../../console/auth/dashboard-links.js";
+import { Alerter } from "../../fleet/alerts.js";
 import { wallSnapshot } from "../../fleet/wall-model.js";
 import { serveStatisticsCsv, STATISTICS_CSV_PATH } from "../statistics-csv.js";
 import { startConsoleFixture, type ConsoleFixture } from "../testing/console-fixture.js";
@@ -187,6 +188,11 @@ describe("health alerts", () => {
     // Still Critical over several more failed cycles: no second alert.
     await new Promise((r) => setTimeout(r, 6000));
     await f.alerter.idle();
+    expect(received.filter((r) => r.path === "/ok").length).toBe(1);
+    // A console that restarts (a new Alerter) remembers from the deliveries that it alerted.
+    const restarted = new Alerter(f.db);
+    restarted.observe(await f.as("Viewer").vms.get({ hostId: hv01, vmId }));
+    await restarted.idle();
     expect(received.filter((r) => r.path === "/ok").length).toBe(1);
     const failed = await f.db.alertDelivery.findFirst({ where: { vmId, target: { name: "Broken webhook" } } });
     expect(failed).toMatchObject({ health: "Critical", result: "failed", error: "the webhook answered HTTP 500 Internal Server Error", hostName: "hv01.lab.test" });
