@@ -16,7 +16,8 @@ import { ReplicationHealthDialog } from "@/components/dialogs/replication-health
 import { ALL_HOSTS, useLiveFleet } from "@/components/lib/live";
 import { useTRPC, type Host, type Vm } from "@/components/lib/trpc";
 import { ActionsPane, ContextMenu, type ActionItem } from "./actions-pane";
-import { EventsPane } from "./events-pane";
+import { BottomPane } from "./bottom-pane";
+import { useJobStatuses } from "@/components/lib/jobs";
 import { HostTree } from "./host-tree";
 import { MenuBar } from "./menu-bar";
 import { Toasts } from "./toasts";
@@ -49,6 +50,8 @@ export function HyperVManager() {
   }, [hosts.data, host, all]);
   const vms = useQuery({ ...trpc.vms.list.queryOptions(all ? {} : { hostId: hostId ?? "" }), enabled: !!hostId });
   const vm = vms.data?.find((v) => vmKey(v) === vmId);
+  const jobStatuses = useJobStatuses(vms.data);
+  const statuses = useMemo(() => ({ ...jobStatuses, ...ops.pending }), [jobStatuses, ops.pending]);
   const servers = useMemo(() => (all ? new Map((hosts.data ?? []).map((h) => [h.id, h.name])) : undefined), [all, hosts.data]);
 
   const refresh = useMutation(trpc.hosts.refresh.mutationOptions({ onError: (e) => ops.toast("Could not refresh", e.message) }));
@@ -128,7 +131,7 @@ export function HyperVManager() {
           ) : null}
           <div className="min-h-0 flex-[3] border border-border">
             {host || all ? (
-              <VmList vms={vms.data ?? []} selectedId={vmId} pending={ops.pending} servers={servers} onSelect={setVmId} onContextMenu={(e, v) => openMenu(e, itemsForVm(v))} onKey={onListKey} />
+              <VmList vms={vms.data ?? []} selectedId={vmId} pending={statuses} servers={servers} onSelect={setVmId} onContextMenu={(e, v) => openMenu(e, itemsForVm(v))} onKey={onListKey} />
             ) : (
               <div className="flex h-full items-center justify-center bg-pane text-muted">{hosts.isLoading ? "Loading..." : "Connect to a server to manage its virtual machines (Action > Connect to Server...)."}</div>
             )}
@@ -136,11 +139,9 @@ export function HyperVManager() {
           <div className="min-h-0 flex-[2] border border-border">
             <VmDetails vm={vm} />
           </div>
-          {host ? (
-            <div className="min-h-0 flex-[2] border border-border">
-              <EventsPane hostId={host.id} vm={vm} onlyVmRequest={eventsOfVm} />
-            </div>
-          ) : null}
+          <div className="min-h-0 flex-[2] border border-border">
+            <BottomPane hostId={host?.id} vm={vm} role={role} onlyVmRequest={eventsOfVm} />
+          </div>
         </div>
         <div className="w-[230px] shrink-0 border border-border">
           <ActionsPane sections={[{ title: host?.name ?? "Hyper-V Manager", items: hostItems }, ...(vm ? [{ title: vm.name, items: vmItems }] : [])]} />

@@ -12,7 +12,7 @@ export const STATISTICS_CSV_PATH = "/api/replication-statistics.csv";
 
 const STATUS: Record<string, number> = { BAD_REQUEST: 400, NOT_FOUND: 404, CONFLICT: 409, SERVICE_UNAVAILABLE: 503, BAD_GATEWAY: 502, PRECONDITION_FAILED: 502 };
 
-export async function serveStatisticsCsv(services: ConsoleServices, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function serveStatisticsCsv(services: Pick<ConsoleServices, "db" | "fleet">, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const text = (status: number, message: string) => void res.writeHead(status, { "content-type": "text/plain; charset=utf-8" }).end(message);
   if (!(await userOfSession(services.db, readCookie(req.headers.cookie)))) return text(401, "sign in first");
   const params = new URL(req.url ?? "/", "http://x").searchParams;

@@ -17,6 +17,8 @@ export class AgentCallError extends Error {
     readonly status: number,
     readonly code: string,
     readonly issues: { field: string; message: string }[] = [],
+    /** The error's `details` as the agent sent them (e.g. `steps` of a refused failover). */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
   }
@@ -30,14 +32,15 @@ export class AgentClient {
     private readonly auth: AgentAuth,
   ) {}
 
-  private async call<S extends z.ZodType>(schema: S | null, method: string, path: string, body?: unknown): Promise<z.infer<S>> {
+  /** One call to the agent; modules of the fleet build their calls on it (replication-calls.ts). */
+  async call<S extends z.ZodType>(schema: S | null, method: string, path: string, body?: unknown, timeoutMs = TIMEOUT_MS): Promise<z.infer<S>> {
     let res: Awaited<ReturnType<typeof agentFetch>>;
     try {
       res = await agentFetch(`${this.address}/api/v1${path}`, this.auth, {
         method,
         headers: body !== undefined ? { "content-type": "application/json" } : {},
         body: body !== undefined ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(TIMEOUT_MS),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
       const why = (err as Error).name === "TimeoutError" ? "the agent did not answer in time" : describe(err);
@@ -48,7 +51,7 @@ export class AgentClient {
       const parsed = AgentErrorBody.safeParse(safeJson(text));
       if (parsed.success) {
         const e = parsed.data.error;
-        throw new AgentCallError(e.message, res.status, e.code, e.details?.issues ?? []);
+        throw new AgentCallError(e.message, res.status, e.code, e.details?.issues ?? [], e.details ?? {});
       }
       throw new AgentCallError(`the agent answered ${res.status}`, res.status, "HTTP_ERROR");
     }

@@ -68,6 +68,12 @@ export function realtimeNotifier(io: () => RealtimeServer | undefined): FleetNot
     hostRemoved: (hostId) => (io()?.to(rooms.dashboard).emit("host:remove", hostId), wall()),
     vmChanged: (vm) => (io()?.to([rooms.host(vm.hostId), rooms.vm(vm.vmId), rooms.allVms]).emit("vm:update", vm), wall()),
     vmRemoved: (hostId, vmId) => (io()?.to([rooms.host(hostId), rooms.vm(vmId), rooms.allVms]).emit("vm:remove", { hostId, vmId }), wall()),
+    vmMetrics: (hostId, changes) => io()?.to([rooms.host(hostId), rooms.allVms]).emit("vm:metrics", { hostId, changes }),
     events: (hostId, events) => io()?.to(rooms.host(hostId)).emit("events:new", events),
   };
+}
+
+/** A console job's progress, to every signed-in browser. */
+export function jobNotifier(io: () => RealtimeServer | undefined) {
+  return (job: import("../jobs/types.js").JobView) => void io()?.to(rooms.dashboard).emit("job:update", job);
 }

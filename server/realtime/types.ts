@@ -1,6 +1,8 @@
 /** socket.io event maps shared by the console server and the browser. */
 import type { EventView, HostView } from "../fleet/views.js";
+import type { VmMetricsChange } from "../fleet/metrics.js";
 import type { VmView } from "../fleet/vm-model.js";
+import type { JobView } from "../jobs/types.js";
 import type { WallSnapshot } from "../fleet/wall-model.js";
 
 export interface ServerToClientEvents {
@@ -9,6 +11,10 @@ export interface ServerToClientEvents {
   "vm:update": (vm: VmView) => void;
   "vm:remove": (ref: { hostId: string; vmId: string }) => void;
   "events:new": (events: EventView[]) => void;
+  /** A console job changed (every signed-in browser: the Jobs pane and the VMs' status). */
+  "job:update": (job: JobView) => void;
+  /** CPU usage of running VMs, every couple of seconds (null: no longer running). */
+  "vm:metrics": (m: { hostId: string; changes: VmMetricsChange[] }) => void;
   /** The wall dashboard: the whole picture, on every change. */
   "wall:snapshot": (snapshot: WallSnapshot) => void;
   /** The wall dashboard: the console is alive (server time), every few seconds. */

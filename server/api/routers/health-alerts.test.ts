@@ -91,7 +91,7 @@ describe("View Replication Health", () => {
   });
 
   it("serves Save As (CSV) to a signed-in browser only", async () => {
-    const server = createServer((req, res) => void serveStatisticsCsv({ db: f.db, fleet: f.fleet, sessionHours: 1 }, req, res));
+    const server = createServer((req, res) => void serveStatisticsCsv({ db: f.db, fleet: f.fleet }, req, res));
     await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
     try {
       const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}${STATISTICS_CSV_PATH}`;
