@@ -5,7 +5,7 @@ import { wallSnapshot } from "./wall-model.js";
 
 const host = (id: string, status: HostView["status"] = "connected"): HostView => ({ id, name: `${id}.lab`, address: `http://${id}`, status, statusReason: null, agentVersion: "0.2", lastSeenAt: null });
 
-function side(hostId: string, vmId: string, name: string, mode: "Primary" | "Replica", health: "Normal" | "Warning" | "Critical", extra: Partial<VmView> = {}, lastSyncAt = "2026-11-22T08:00:00.000Z"): VmView {
+function side(hostId: string, vmId: string, name: string, mode: "Primary" | "Replica", health: "Normal" | "Warning" | "Critical", extra: Pick<Partial<VmView>, "replication" | "testOf"> = {}, lastSyncAt = "2026-11-22T08:00:00.000Z"): VmView {
   return {
     hostId,
     vmId,
@@ -14,6 +14,7 @@ function side(hostId: string, vmId: string, name: string, mode: "Primary" | "Rep
     cpus: 1,
     memoryMiB: 512,
     assignedMemoryMiB: 512,
+    cpuUsagePercent: null,
     upSince: null,
     isReplica: mode === "Replica",
     testOf: null,
