@@ -213,4 +213,11 @@ describe("the wall dashboard (issue 6, test 4)", () => {
     await expect(wall.locator("[data-testid=wall-live]").textContent()).resolves.toBe("NOT LIVE");
     await shot(wall, "dashboard-09-wall-stale");
   });
+
+  it("comes back live by itself when the console is back", async () => {
+    consoleProc = await startConsoleProcess(pair.dir, consoleProc);
+    await wall.waitForSelector("[data-testid=wall][data-stale=false]", { timeout: 30_000 });
+    await wall.waitForSelector('[data-testid=wall-tile][data-vm="sql-01"]');
+    await expect(wall.locator("[data-testid=wall-live]").textContent()).resolves.toBe("Live");
+  });
 });
