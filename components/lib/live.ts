@@ -84,7 +84,9 @@ export function useLiveFleet(watchedHostId: string | null): { connected: boolean
     if (socket && watched.current && watched.current !== watchedHostId) watch(socket, watched.current, false);
     watched.current = watchedHostId;
     if (socket?.connected && watchedHostId) watch(socket, watchedHostId, true);
-  }, [watchedHostId]);
+    // Changes made while another host was watched never reached this list: read it again.
+    if (watchedHostId) void qc.invalidateQueries({ queryKey: trpc.vms.list.queryKey(watchedHostId === ALL_HOSTS ? {} : { hostId: watchedHostId }) });
+  }, [watchedHostId, qc, trpc]);
 
   return { connected };
 }

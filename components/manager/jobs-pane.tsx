@@ -27,7 +27,7 @@ export function JobsPane({ role }: { role: Role | undefined }) {
   const failure = retry.error ?? cancel.error;
   return (
     <div className="flex h-full min-h-0 bg-pane" data-testid="jobs-pane">
-      <div className="min-h-0 w-[55%] overflow-auto border-r border-border-light">
+      <div className="min-h-0 w-[48%] overflow-auto border-r border-border-light">
         <table className="w-full table-fixed border-collapse">
           <thead className="sticky top-0 bg-white">
             <tr className="text-left">
@@ -74,6 +74,7 @@ export function JobsPane({ role }: { role: Role | undefined }) {
               </span>
               <span className="text-muted">
                 {job.input.primaryHost} → {job.input.replicaHost}, by {job.createdBy}
+                {job.finishedAt ? `; ended ${formatDateTime(job.finishedAt)}` : ""}
               </span>
               {job.status === "failed" ? (
                 <span className="ml-auto flex gap-2">

@@ -20,11 +20,11 @@ function DataLoss({ data, pointId }: { data: RecoveryPoints; pointId: string }) 
   const lines = [
     p.kind === "latest"
       ? `Changes the primary made after the last replication (${formatDateTime(data.lastReplicatedAt)}) are lost.`
-      : `Changes after ${formatDateTime(p.at)} are lost: ${formatSeconds(p.secondsBeforeLastReplicated)} of replicated changes (up to ${formatDateTime(data.lastReplicatedAt)}), and whatever the primary wrote after that.`,
+      : `Changes after ${formatDateTime(p.at)} are lost: ${p.secondsBeforeLastReplicated < 1 ? "less than a second" : formatSeconds(p.secondsBeforeLastReplicated)} of replicated changes (up to ${formatDateTime(data.lastReplicatedAt)}), and whatever the primary wrote after that.`,
   ];
   const { primary } = data;
   if (primary.vmState === "Running" || primary.vmState === "Paused") {
-    lines.push(`${primary.host} was ${primary.status === "connected" ? "reached just now" : `last seen ${formatDateTime(primary.lastSeenAt)}`} with ${primary.vmState === "Running" ? "the virtual machine running" : "the virtual machine paused"}${p.secondsBeforePrimaryLastSeen !== null ? `: up to ${formatSeconds(p.secondsBeforePrimaryLastSeen)} of its writes may be lost` : ""}.`);
+    lines.push(`${primary.host} was ${primary.status === "connected" ? "reached just now" : `last seen ${formatDateTime(primary.lastSeenAt)}`} with ${primary.vmState === "Running" ? "the virtual machine running" : "the virtual machine paused"}${p.secondsBeforePrimaryLastSeen ? `: up to ${formatSeconds(p.secondsBeforePrimaryLastSeen)} of its writes since the point may be lost` : ": its writes since the last replication may be lost"}.`);
   } else if (primary.vmState) {
     lines.push(`${primary.host} last reported the virtual machine ${primary.vmState} (${primary.status}).`);
   }

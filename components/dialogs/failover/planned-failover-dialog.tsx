@@ -79,7 +79,7 @@ export function PlannedFailoverDialog({ vm, onClose }: { vm: Vm; onClose(): void
             <tbody>
               {(checks.data?.steps ?? []).map((s) => (
                 <tr key={s.step} data-testid="planned-check" data-ok={s.ok} className="align-top">
-                  <td className={cn("w-[60px] px-1", s.ok ? "text-ok" : "text-crit")}>{s.ok ? "✔ Passed" : "✖ Failed"}</td>
+                  <td className={cn("w-[70px] px-1 whitespace-nowrap", s.ok ? "text-ok" : "text-crit")}>{s.ok ? "✔ Passed" : "✖ Failed"}</td>
                   <td className="w-[250px] px-1">{s.step}</td>
                   <td className="px-1 text-muted">{s.detail}</td>
                 </tr>

@@ -91,7 +91,7 @@ export const failoverRouter = router({
   }),
 
   testFailover: operatorProcedure
-    .input(VmRef.extend({ pointId: PointId.default("latest"), network: z.string().trim().min(1, "network: leave it empty or give a name").max(64, "network: at most 64 characters").nullable().default(null) }))
+    .input(VmRef.extend({ pointId: PointId.default("latest"), network: z.string().trim().min(1, "give the test network a name (1 to 64 characters), or leave the network adapters disconnected").max(64, "the test network name has at most 64 characters").nullable().default(null) }))
     .mutation(async ({ ctx, input }) => {
       await pairFor(ctx, input, "replica", "Test Failover");
       const vm = await ctx.fleet.withVm(input.hostId, (c) => calls.testFailover(c, input.vmId, { pointId: input.pointId, network: input.network }));
