@@ -69,6 +69,18 @@ async function replicationAction(kind: string): Promise<void> {
   await page.click("[data-testid=action-replication]");
   await page.click(`[data-testid=action-replication-${kind}]`);
 }
+/** Opens a Replication submenu item once the VM's new state (live from the agents) enables it. */
+async function openWhenEnabled(kind: string): Promise<void> {
+  await waitFor(`${kind} enabled`, async () => {
+    await row().click();
+    await page.click("[data-testid=action-replication]");
+    const item = page.locator(`[data-testid=action-replication-${kind}]`);
+    if ((await item.count()) > 0 && (await item.isEnabled())) return true;
+    if ((await page.locator("[data-testid=action-submenu]").count()) > 0) await page.click("[data-testid=action-replication]");
+    return false;
+  }, 10_000);
+  await page.click(`[data-testid=action-replication-${kind}]`);
+}
 const rowState = (name: string, col: string) => row(name).locator(`[data-col=${col}]`).textContent();
 
 describe("failover drill through the console", () => {
@@ -143,27 +155,37 @@ describe("failover drill through the console", () => {
   it("the primary's agent dies: Failover to a chosen point with its data loss, then Complete", async () => {
     const point = await olderPoint(pair.replica, pair.primary);
     const expected = await pointHash(pair.primary, point);
-    await pair.replica.kill();
-    await page.waitForSelector(`[data-testid="host-${HV02}"][data-status=unreachable]`, { timeout: 10_000 });
+    // While the primary runs the VM, the agent refuses and the dialog lists what it checked.
     await selectVm(HV01);
     await replicationAction("failover");
+    await page.click("[data-testid=failover-ok]");
+    await expect(page.locator("[data-testid=dialog-error]").textContent()).resolves.toMatch(/Failed: .*Running/);
+    await shot(page, "drill-07-failover-refused");
+    await page.click('[data-testid=failover-dialog] button:text-is("Cancel")');
+    await pair.replica.kill();
+    await page.waitForSelector(`[data-testid="host-${HV02}"][data-status=unreachable]`, { timeout: 10_000 });
+
+    // The latest point first, then Cancel Failover, then the chosen older point.
+    await replicationAction("failover");
+    await page.click("[data-testid=failover-ok]");
+    await page.waitForSelector("[data-testid=failover-dialog]", { state: "detached", timeout: 30_000 });
+    await waitFor("failed over", async () => (await agentVm(pair.primary)).replication[0]?.state === "Failed over (waiting for completion)");
+    await openWhenEnabled("cancel-failover");
+    await shot(page, "drill-08-cancel-failover");
+    await page.click("[data-testid=cancel-failover-ok]");
+    await page.waitForSelector("[data-testid=cancel-failover]", { state: "detached", timeout: 30_000 });
+    await waitFor("a replica again", async () => (await agentVm(pair.primary)).replication[0]?.state === "Replicating");
+    await openWhenEnabled("failover");
     await page.click(`[data-testid=recovery-point][data-point-id="${point}"]`);
     await expect(page.locator("[data-testid=data-loss]").textContent()).resolves.toMatch(/are lost/);
-    await shot(page, "drill-07-failover-point");
+    await shot(page, "drill-09-failover-point");
     await page.click("[data-testid=failover-ok]");
     await page.waitForSelector("[data-testid=failover-dialog]", { state: "detached", timeout: 30_000 });
     await waitFor("failed over", async () => (await agentVm(pair.primary)).replication[0]?.state === "Failed over (waiting for completion)");
     expect(await hash(pair.primary)).toBe(expected);
 
-    await waitFor("the menu offers Complete", async () => {
-      await row().click();
-      await page.click("[data-testid=action-replication]");
-      const enabled = await page.locator("[data-testid=action-replication-complete-failover]").isEnabled().catch(() => false);
-      if (!enabled) await page.keyboard.press("Escape");
-      return enabled;
-    }, 10_000);
-    await page.click("[data-testid=action-replication-complete-failover]");
-    await shot(page, "drill-08-complete-failover");
+    await openWhenEnabled("complete-failover");
+    await shot(page, "drill-10-complete-failover");
     await page.click("[data-testid=complete-failover-ok]");
     await page.waitForSelector("[data-testid=complete-failover]", { state: "detached", timeout: 30_000 });
     await waitFor("complete", async () => (await agentVm(pair.primary)).replication[0]?.state === "Failover complete");
@@ -189,13 +211,13 @@ describe("failover drill through the console", () => {
     await page.fill("[data-testid=reverse-port]", "70000");
     await page.click("[data-testid=wizard-next]");
     await expect(page.locator("[data-testid=error-replicaPort]").textContent()).resolves.toMatch(/1 to 65535/);
-    await shot(page, "drill-09-reverse-port-error");
+    await shot(page, "drill-11-reverse-port-error");
     await page.fill("[data-testid=reverse-port]", String(pair.replica.ports.https));
     await page.click("[data-testid=wizard-page-Summary]");
-    await shot(page, "drill-10-reverse-summary");
+    await shot(page, "drill-12-reverse-summary");
     await page.click("[data-testid=wizard-finish]");
     await page.waitForSelector("[data-testid=reverse-progress] [data-testid=job-steps][data-status=succeeded]", { timeout: 120_000 });
-    await shot(page, "drill-11-reverse-done");
+    await shot(page, "drill-13-reverse-done");
     await page.click("[data-testid=reverse-close]");
     expect(await agentVm(pair.replica)).toMatchObject({ isReplica: true, replication: [{ role: "replica", state: "Replicating" }] });
     expect(await hash(pair.replica)).toBe(await hash(pair.primary));
@@ -207,6 +229,12 @@ describe("failover drill through the console", () => {
     consoleProc = await startConsoleProcess(pair.dir, consoleProc, { RM_JOB_FAILPOINT: "Fail over on the Replica server" });
     await page.reload();
     await selectVm(HV01);
+    // The VM runs: the check fails and Fail Over stays disabled.
+    await replicationAction("planned-failover");
+    await page.waitForSelector("[data-testid=planned-check][data-ok=false]");
+    await expect(page.locator("[data-testid=planned-failover-ok]").isDisabled()).resolves.toBe(true);
+    await shot(page, "drill-14-planned-failover-check-failed");
+    await page.click('[data-testid=planned-failover-dialog] button:text-is("Cancel")');
     await page.click("[data-testid=action-turn-off]");
     await page.click("[data-testid=confirm-yes]");
     await waitFor("Off", async () => (await rowState("sql-01", "state")) === "Off", 10_000);
@@ -219,7 +247,7 @@ describe("failover drill through the console", () => {
     await exited;
     expect(consoleProc.child.signalCode).toBe("SIGKILL");
     expect((await agentVm(pair.primary)).replication[0]?.state).toBe("Prepared for planned failover");
-    await shot(page, "drill-12-console-killed");
+    await shot(page, "drill-15-console-killed");
 
     consoleProc = await startConsoleProcess(pair.dir, consoleProc);
     await waitFor("the job completed after the restart", async () => (await agentVm(pair.replica)).state === "Running", 60_000);
@@ -228,7 +256,7 @@ describe("failover drill through the console", () => {
     // The newest job, first in the list.
     await waitFor("the resumed job shown succeeded", async () => (await page.locator("[data-testid=job-row]").first().getAttribute("data-status")) === "succeeded", 15_000);
     await page.locator("[data-testid=job-row]").first().click();
-    await shot(page, "drill-13-job-resumed");
+    await shot(page, "drill-16-job-resumed");
     expect(await agentVm(pair.replica)).toMatchObject({ isReplica: false, replication: [{ role: "primary", state: "Replicating" }] });
     expect(await agentVm(pair.primary)).toMatchObject({ isReplica: true, replication: [{ role: "replica" }] });
     expect(await hash(pair.replica)).toBe(finalHash);

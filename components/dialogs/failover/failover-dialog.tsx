@@ -41,7 +41,7 @@ function DataLoss({ data, pointId }: { data: RecoveryPoints; pointId: string }) 
 export function FailoverDialog({ vm, onClose }: { vm: Vm; onClose(): void }) {
   const trpc = useTRPC();
   const ref = { hostId: vm.hostId, vmId: vm.vmId };
-  const points = useQuery(trpc.failover.recoveryPoints.queryOptions(ref));
+  const points = useQuery({ ...trpc.failover.recoveryPoints.queryOptions(ref), gcTime: 0 });
   const [pointId, setPointId] = useState("latest");
   const [start, setStart] = useState(true);
   const failover = useMutation(trpc.failover.failover.mutationOptions({ onSuccess: onClose }));

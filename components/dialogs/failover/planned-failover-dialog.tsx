@@ -18,7 +18,8 @@ const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 export function PlannedFailoverDialog({ vm, onClose }: { vm: Vm; onClose(): void }) {
   const trpc = useTRPC();
   const ref = { hostId: vm.hostId, vmId: vm.vmId };
-  const checks = useQuery(trpc.failover.plannedChecks.queryOptions(ref));
+  // Read afresh each time the dialog opens: what was true a minute ago may not be now.
+  const checks = useQuery({ ...trpc.failover.plannedChecks.queryOptions(ref), gcTime: 0 });
   const [reverse, setReverse] = useState(true);
   const [start, setStart] = useState(true);
   const submit = useMutation(trpc.failover.planned.mutationOptions());

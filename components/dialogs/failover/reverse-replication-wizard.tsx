@@ -19,7 +19,7 @@ const FIELD_PAGE: Record<string, ReversePage> = { replicaPort: "Specify Connecti
 export function ReverseReplicationWizard({ vm, onClose }: { vm: Vm; onClose(): void }) {
   const trpc = useTRPC();
   const ref = { hostId: vm.hostId, vmId: vm.vmId };
-  const defaults = useQuery(trpc.failover.reverseDefaults.queryOptions(ref));
+  const defaults = useQuery({ ...trpc.failover.reverseDefaults.queryOptions(ref), gcTime: 0 });
   const [page, setPage] = useState<ReversePage>(REVERSE_PAGES[0]);
   const [draft, setDraft] = useState<ReverseDraft | null>(null);
   const [pageErrors, setPageErrors] = useState<Record<string, string[]>>({});
