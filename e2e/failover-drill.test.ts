@@ -265,4 +265,34 @@ describe("failover drill through the console", () => {
     await replicate(pair.replica);
     expect(await hash(pair.primary)).toBe(await hash(pair.replica));
   });
+
+  it("a job that fails says why in the Jobs pane, and Retry there finishes it (failback)", async () => {
+    // hv02 is the primary and runs the VM; hv01, its Replica server, is down when the job starts.
+    await selectVm(HV02);
+    await page.click("[data-testid=action-turn-off]");
+    await page.click("[data-testid=confirm-yes]");
+    await waitFor("Off", async () => (await rowState("sql-01", "state")) === "Off", 10_000);
+    await write(pair.replica);
+    const finalHash = await hash(pair.replica);
+    await pair.primary.kill();
+    await replicationAction("planned-failover");
+    await page.waitForSelector("[data-testid=planned-check][data-ok=true] >> nth=2");
+    await page.click("[data-testid=planned-failover-ok]");
+    await page.waitForSelector("[data-testid=planned-failover-progress] [data-testid=job-steps][data-status=failed]", { timeout: 60_000 });
+    await page.click("[data-testid=planned-failover-close]");
+    await expect(rowState("sql-01", "status")).resolves.toMatch(/failed/);
+    await page.click("[data-testid=tab-jobs]");
+    await page.locator("[data-testid=job-row]").first().click();
+    await expect(page.locator("[data-testid=job-detail] [data-testid=job-error]").textContent()).resolves.toMatch(/Prepare the primary virtual machine for failover failed: .*(Retry|Cancel)/);
+    await shot(page, "drill-17-job-failed");
+
+    await pair.primary.start();
+    await page.waitForSelector(`[data-testid="host-${HV01}"][data-status=connected]`, { timeout: 15_000 });
+    await page.click("[data-testid=job-retry]");
+    await page.waitForSelector("[data-testid=job-detail] [data-testid=job-steps][data-status=succeeded]", { timeout: 60_000 });
+    await shot(page, "drill-18-job-retried");
+    expect(await agentVm(pair.primary)).toMatchObject({ state: "Running", isReplica: false, replication: [{ role: "primary", state: "Replicating" }] });
+    expect(await agentVm(pair.replica)).toMatchObject({ isReplica: true, replication: [{ role: "replica" }] });
+    expect(await hash(pair.primary)).toBe(finalHash);
+  });
 });

@@ -41,5 +41,7 @@ export const failoverCalls = {
   completeFailover: (c: AgentClient, vmId: string) => c.request(null, "POST", `${vmPath(vmId)}/replication/failover/complete`),
   reverse: (c: AgentClient, vmId: string, body: { replicaPort?: number; authMode?: "https" | "http" }) => c.request(null, "POST", `${vmPath(vmId)}/replication/reverse`, body),
   updateReplication: (c: AgentClient, vmId: string, body: Record<string, unknown>) => c.request(null, "PATCH", `${vmPath(vmId)}/replication`, body),
+  replicateNow: (c: AgentClient, vmId: string) =>
+    c.request(z.object({ seq: z.number(), ok: z.boolean(), error: z.string().optional() }), "POST", `${vmPath(vmId)}/replication/replicate-now`),
   power: (c: AgentClient, vmId: string, action: "start" | "turn-off") => c.request(AgentVm, "POST", `${vmPath(vmId)}/power`, { action }),
 };

@@ -45,7 +45,9 @@ export function FailoverDialog({ vm, onClose }: { vm: Vm; onClose(): void }) {
   const [pointId, setPointId] = useState("latest");
   const [start, setStart] = useState(true);
   const failover = useMutation(trpc.failover.failover.mutationOptions({ onSuccess: onClose }));
-  const refusal = failover.error ? errorMessage(failover.error).split("\n") : [];
+  // A refusal with checks comes as its reason, then one "Passed:/Failed:" line per check.
+  const lines = failover.error ? errorMessage(failover.error).split("\n") : [];
+  const refusal = lines.length > 1 ? ["The failover was refused. What was checked:", ...lines.slice(1)] : lines;
   return (
     <Dialog
       title={`Failover - ${vm.name}`}
