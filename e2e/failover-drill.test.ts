@@ -102,12 +102,19 @@ describe("failover drill through the console", () => {
     await selectVm(HV02);
     await replicationAction("test-failover");
     await page.click(`[data-testid=recovery-point][data-point-id="${point}"]`);
+    // A test network must have a name; the message stands beside the field.
+    await page.click("[data-testid=test-failover-connect]");
+    await page.fill("[data-testid=test-failover-network]", "  ");
+    await page.click("[data-testid=test-failover-ok]");
+    await expect(page.locator("[data-testid=error-network]").textContent()).resolves.toMatch(/name/);
+    await page.fill("[data-testid=test-failover-network]", "Test Network");
     await shot(page, "drill-01-test-failover");
     await page.click("[data-testid=test-failover-ok]");
     await page.waitForSelector("[data-testid=test-failover-dialog]", { state: "detached" });
     await row("sql-01 - Test").waitFor({ timeout: 10_000 });
     const testVm = (await pair.replica.ok<{ id: string; name: string }[]>("GET", "/api/v1/vms")).find((v) => v.name === "sql-01 - Test")!;
     expect(await diskHash(pair.replica, testVm.id)).toBe(await pointHash(pair.replica, point));
+    expect(await pair.replica.ok<{ networkConnected: boolean; networkName: string }>("GET", `/api/v1/vms/${testVm.id}`)).toMatchObject({ networkConnected: true, networkName: "Test Network" });
     expect(await pointHash(pair.replica, point)).not.toBe(await hash(pair.replica));
     await shot(page, "drill-02-test-vm");
 
