@@ -1,15 +1,19 @@
 "use client";
 
 /** The pane under the details: the selected server's Events, and the console's Jobs, as tabs. */
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { cn } from "@/components/lib/cn";
 import type { Vm } from "@/components/lib/trpc";
 import type { Role } from "@/components/lib/vm-actions";
 import { EventsPane } from "./events-pane";
 import { JobsPane } from "./jobs-pane";
 
-export function BottomPane({ hostId, vm, role }: { hostId: string | undefined; vm: Vm | undefined; role: Role | undefined }) {
+/** `onlyVmRequest`: each new value shows the Events tab with "Selected virtual machine only" on (View Events). */
+export function BottomPane({ hostId, vm, role, onlyVmRequest = 0 }: { hostId: string | undefined; vm: Vm | undefined; role: Role | undefined; onlyVmRequest?: number }) {
   const [tab, setTab] = useState<"events" | "jobs">("events");
+  useEffect(() => {
+    if (onlyVmRequest) setTab("events");
+  }, [onlyVmRequest]);
   const shown = hostId ? tab : "jobs";
   const tabButton = (id: "events" | "jobs", label: string) => (
     <button
@@ -29,7 +33,7 @@ export function BottomPane({ hostId, vm, role }: { hostId: string | undefined; v
         {tabButton("events", "Events")}
         {tabButton("jobs", "Jobs")}
       </div>
-      <div className="min-h-0 flex-1">{shown === "events" && hostId ? <EventsPane hostId={hostId} vm={vm} /> : <JobsPane role={role} />}</div>
+      <div className="min-h-0 flex-1">{shown === "events" && hostId ? <EventsPane hostId={hostId} vm={vm} onlyVmRequest={onlyVmRequest} /> : <JobsPane role={role} />}</div>
     </div>
   );
 }

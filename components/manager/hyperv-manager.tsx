@@ -12,6 +12,7 @@ import { UsersDialog } from "@/components/dialogs/users-dialog";
 import { VmSettingsDialog } from "@/components/dialogs/vm-settings-dialog";
 import { FailoverDialogs } from "@/components/dialogs/failover";
 import { ReplicationDialogs } from "@/components/dialogs/replication";
+import { ReplicationHealthDialog } from "@/components/dialogs/replication-health";
 import { ALL_HOSTS, useLiveFleet } from "@/components/lib/live";
 import { useTRPC, type Host, type Vm } from "@/components/lib/trpc";
 import { ActionsPane, ContextMenu, type ActionItem } from "./actions-pane";
@@ -25,6 +26,7 @@ import { VmDetails } from "./vm-details";
 import { VmList, vmKey } from "./vm-list";
 import { hostActionItems, vmActionItems } from "./action-items";
 import type { ReplicationDialogRequest } from "./replication-items";
+import { mayOperate } from "@/components/lib/vm-actions";
 
 type Modal = { kind: "connect" } | { kind: "vm-settings"; vm: Vm } | { kind: "users" } | { kind: "audit" } | { kind: "new-vm"; host: Host } | { kind: "settings"; host: Host } | { kind: "confirm"; request: ConfirmRequest } | { kind: "replication"; request: ReplicationDialogRequest } | null;
 
@@ -38,6 +40,8 @@ export function HyperVManager() {
   const [menu, setMenu] = useState<{ x: number; y: number; items: ActionItem[] } | null>(null);
   const live = useLiveFleet(hostId);
   const ops = useVmOperations();
+  /** View Events from View Replication Health: the events pane shows that VM only. */
+  const [eventsOfVm, setEventsOfVm] = useState(0);
 
   const all = hostId === ALL_HOSTS;
   const host = hosts.data?.find((h) => h.id === hostId);
@@ -136,7 +140,7 @@ export function HyperVManager() {
             <VmDetails vm={vm} />
           </div>
           <div className="min-h-0 flex-[2] border border-border">
-            <BottomPane hostId={host?.id} vm={vm} role={role} />
+            <BottomPane hostId={host?.id} vm={vm} role={role} onlyVmRequest={eventsOfVm} />
           </div>
         </div>
         <div className="w-[230px] shrink-0 border border-border">
@@ -162,6 +166,20 @@ export function HyperVManager() {
         <>
           <ReplicationDialogs request={modal.request} onClose={() => setModal(null)} />
           <FailoverDialogs request={modal.request} onClose={() => setModal(null)} />
+          {modal.request.kind === "health" ? (
+            <ReplicationHealthDialog
+              vm={modal.request.vm}
+              canReset={mayOperate(role)}
+              onClose={() => setModal(null)}
+              onViewEvents={() => {
+                const v = modal.request.vm;
+                setModal(null);
+                setHostId(v.hostId);
+                setVmId(vmKey(v));
+                setEventsOfVm((n) => n + 1);
+              }}
+            />
+          ) : null}
         </>
       ) : null}
       <Toasts toasts={ops.toasts} onDismiss={ops.dismiss} />

@@ -62,7 +62,8 @@ export function replicationItems(vm: Vm, role: Role | undefined, open: (kind: Re
       // Offered while the VM runs too, as in Hyper-V: the dialog's checks say it must be turned off.
       item("planned-failover", "Planned Failover...", state === "Replicating" || state === "Prepared for planned failover"),
       ...(initialPending && !r.awaitingImport ? [item("start-initial", "Start Replication...", true)] : []),
-      item("resynchronize", "Resynchronize...", state === "Resynchronization required" || state === "Replicating" || state === "Error", admin),
+      // The agent resynchronizes (now or at a time) only from Resynchronization required.
+      item("resynchronize", "Resynchronize...", state === "Resynchronization required"),
       item("settings", "Replication Settings...", !failingOver, admin),
       ...common,
     ];

@@ -12,6 +12,7 @@ import { ReplicaServerSettings as SettingsSchema } from "../shared/agent-api.js"
 import { readTls, type AgentConfig, type TlsMaterial } from "./config.js";
 import { AgentError } from "./errors.js";
 import { LabHypervisor } from "./hypervisor/lab/lab-hypervisor.js";
+import { QemuHypervisor } from "./hypervisor/qemu/qemu-hypervisor.js";
 import { CodecPool } from "./replication/codec-pool.js";
 import { ReplicationManager } from "./replication/manager.js";
 import { ReplicaStore } from "./replication/replica-store.js";
@@ -70,7 +71,7 @@ export class Agent {
     putSetting(this.db, SETTINGS_KEY, this.settings);
     this.setHostReplication(getSetting<HostReplicationSettings>(this.db, HOST_REPLICATION_KEY) ?? this.hostReplication);
 
-    this.hypervisor = new LabHypervisor(cfg.dataDir, this.db, this.events);
+    this.hypervisor = cfg.hypervisor === "qemu" ? new QemuHypervisor(cfg.dataDir, this.db, this.events) : new LabHypervisor(cfg.dataDir, this.db, this.events);
     await this.hypervisor.start();
     this.pool = new CodecPool();
     this.peers = new PeerClient({ hostName: cfg.hostName, tls: this.replicationTls, token: cfg.replication.token, resolve: cfg.resolve });

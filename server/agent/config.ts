@@ -14,7 +14,7 @@ export const AgentConfig = z
   .object({
     hostName: HostName,
     dataDir: z.string().min(1, "dataDir must name a folder for the agent's VMs and state"),
-    hypervisor: z.enum(["lab"], { message: "hypervisor must be 'lab' (the QEMU/KVM driver is not available yet)" }).default("lab"),
+    hypervisor: z.enum(["lab", "qemu"], { message: "hypervisor must be 'lab' (built-in lab VMs) or 'qemu' (QEMU/KVM)" }).default("lab"),
     /** Address the listeners bind to. */
     listen: z.string().default("127.0.0.1"),
     management: z

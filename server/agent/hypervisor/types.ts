@@ -32,7 +32,27 @@ export interface VmConfig {
   testOf?: { vmId: string; pointId: string; pointAt: string | null; seq: number };
   createdAt: string;
   stateChangedAt: string;
+  /** Set on VMs that QEMU runs (qcow2 disks); absent on lab VMs and on replicas' raw images. */
+  driver?: "qemu";
 }
+
+
+/** Why change tracking was lost, as the reason of Resynchronization required says it. */
+const LOSS_REASONS: Record<TrackingLoss, string> = {
+  "host-crash": "the host restarted without a clean shutdown, so changes written just before may not be tracked",
+  "disk-modified-while-off": "a disk image was modified while change tracking was off",
+  "log-missing": "the change-tracking log is missing",
+  "log-corrupt": "the change-tracking log is damaged",
+  "qemu-crash": "the QEMU process ended without storing its dirty bitmaps (QEMU or the host crashed)",
+  "bitmap-missing": "the disk's dirty bitmap is missing (QEMU or the host crashed before storing it, or the image was replaced outside the agent)",
+};
+
+export function describeLoss(lost: Map<number, TrackingLoss>): string {
+  return [...lost].map(([disk, r]) => `disk ${disk}: ${LOSS_REASONS[r] ?? r}`).join("; ");
+}
+
+/** Thrown by a freeze when the hypervisor lost track of changes: a resynchronization is needed. */
+export class TrackingLostError extends Error {}
 
 /** One disk's frozen changed set, readable as of the freeze. */
 export interface FrozenDisk {

@@ -1,6 +1,7 @@
 /** Replication on this host: enabling, pausing, removing; the primaries' schedules. */
 import { randomUUID } from "node:crypto";
 import type { EnableReplicationBody, UpdateReplicationBody } from "../../shared/agent-api.js";
+import { describeLoss } from "../hypervisor/types.js";
 import type { LabHypervisor } from "../hypervisor/lab/lab-hypervisor.js";
 import type { LabVm } from "../hypervisor/lab/lab-vm.js";
 import { emptyStats, type CycleRow, type PrimaryRecord, type RelationshipRecord } from "../state/relationships.js";
@@ -58,13 +59,6 @@ export interface ReplicationStatistics {
   hostBandwidthLimitMiBps: number | null;
 }
 
-const LOSS_REASONS: Record<string, string> = {
-  "host-crash": "the host restarted without a clean shutdown, so changes written just before may not be tracked",
-  "disk-modified-while-off": "a disk image was modified while change tracking was off",
-  "log-missing": "the change-tracking log is missing",
-  "log-corrupt": "the change-tracking log is damaged",
-};
-
 export class ReplicationManager {
   private readonly primaries = new Map<string, PrimaryReplication>();
   readonly tests: TestFailovers;
@@ -107,7 +101,7 @@ export class ReplicationManager {
       this.primaries.set(rec.id, p);
       const lost = await vm.resumeTracking(rec.disks.map((d) => d.index));
       if (lost.size > 0) {
-        const why = [...lost].map(([disk, r]) => `disk ${disk}: ${LOSS_REASONS[r] ?? r}`).join("; ");
+        const why = describeLoss(lost);
         p.setState("Resynchronization required", `Change tracking was lost (${why}). A resynchronization must compare the disks before replication can continue.`);
       }
       p.start();

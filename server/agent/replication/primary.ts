@@ -21,6 +21,7 @@ import type { CycleMarks } from "./frames.js";
 import { hourSlot, now, nowIso } from "../util/clock.js";
 import type { BlockHashesBody } from "../../shared/agent-api.js";
 import { BLOCK_SIZE } from "../tracking/tracked-disk.js";
+import { TrackingLostError } from "../hypervisor/types.js";
 import { conflict } from "../errors.js";
 import { blockHashesMac, HASH_BYTES } from "./block-hashes.js";
 import { MiB, throttled, TokenBucket } from "./token-bucket.js";
@@ -468,6 +469,10 @@ export class PrimaryReplication {
     } catch (err) {
       if (frozen) await frozen.release();
       const message = (err as Error).message;
+      if (err instanceof TrackingLostError) {
+        this.setState("Resynchronization required", `Change tracking was lost (${message}). A resynchronization must compare the disks before replication can continue.`);
+        return { seq, ok: false, changedBytes: 0, wireBytes: 0, error: message };
+      }
       if (this.stopped) {
         this.update({ reconcile: true });
         this.event("info", "replication.cycle-interrupted", `Cycle ${seq} of '${this.rec.vmName}' was interrupted by the agent's shutdown; its changes stay pending.`, { seq });

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { AgentProcess as BaseAgentProcess } from "../agent-process.js";
 import { createCa, issueCertificate, writePair } from "../certs/certs.js";
 import type { ReplicaServerSettings } from "../../shared/agent-api.js";
+import { killQemuUnder } from "./qemu.js";
 
 
 export async function freePort(): Promise<number> {
@@ -60,6 +61,7 @@ export interface AgentSpec {
   ports?: { management: number; http: number; https: number };
   /** The test clock both agents of a pair share (see util/clock.ts). */
   clockFile?: string;
+  hypervisor?: "lab" | "qemu";
 }
 
 /** An agent process of a test, with the ports it was given. */
@@ -79,6 +81,7 @@ export async function defineAgent(spec: AgentSpec): Promise<AgentProcess> {
   const config = {
     hostName: spec.hostName,
     dataDir: spec.dataDir,
+    hypervisor: spec.hypervisor ?? "lab",
     management: { port: ports.management, token: MGMT_TOKEN },
     replication: { ...(spec.tls ? { tls: spec.tls } : {}), ...(spec.replicationToken ? { token: spec.replicationToken } : {}) },
     replicaServer: spec.replicaServer ?? {
@@ -107,14 +110,14 @@ export interface Pair {
 }
 
 /** Two lab hosts that can replicate to each other over HTTPS (mutual TLS) and HTTP (token). */
-export async function startPair(opts: { dir?: string } = {}): Promise<Pair> {
+export async function startPair(opts: { dir?: string; hypervisor?: "lab" | "qemu" } = {}): Promise<Pair> {
   const dir = opts.dir ?? (await tempDir());
   const site = await makeSite(join(dir, "certs"));
   const resolveMap = { "hv01.lab.test": "127.0.0.1", "hv02.lab.test": "127.0.0.1" };
   const clockFile = join(dir, "clock-offset-ms");
   let offset = 0;
   await writeFile(clockFile, "0");
-  const common = { replicationToken: REPL_TOKEN, resolve: resolveMap, clockFile };
+  const common = { replicationToken: REPL_TOKEN, resolve: resolveMap, clockFile, hypervisor: opts.hypervisor };
   const primary = await defineAgent({ hostName: "hv01.lab.test", dataDir: join(dir, "hv01"), tls: await site.hostTls("hv01.lab.test"), ...common });
   const replica = await defineAgent({ hostName: "hv02.lab.test", dataDir: join(dir, "hv02"), tls: await site.hostTls("hv02.lab.test"), ...common });
   // If one fails to start, the other must not outlive the test.
@@ -135,6 +138,8 @@ export async function startPair(opts: { dir?: string } = {}): Promise<Pair> {
     clockNow: () => Date.now() + offset,
     async cleanup() {
       await Promise.all([primary.kill(), replica.kill()]);
+      // QEMU processes outlive their agent by design: end the test's own.
+      if (opts.hypervisor === "qemu") await killQemuUnder(dir);
       if (!process.env.RM_KEEP_TEST_DIRS) await rm(dir, { recursive: true, force: true });
     },
   };

@@ -18,7 +18,7 @@ const HEADER = 128;
 const STATE_CLEAN = 0;
 const STATE_ACTIVE = 1;
 
-export type TrackingLoss = "host-crash" | "disk-modified-while-off" | "log-missing" | "log-corrupt";
+export type TrackingLoss = "host-crash" | "disk-modified-while-off" | "log-missing" | "log-corrupt" | "qemu-crash" | "bitmap-missing";
 
 export interface OpenedRegionLog {
   log: RegionLog;

@@ -23,6 +23,7 @@ import {
   WorkloadSpec,
 } from "../../shared/agent-api.js";
 import type { LabHypervisor } from "../hypervisor/lab/lab-hypervisor.js";
+import { QemuHypervisor } from "../hypervisor/qemu/qemu-hypervisor.js";
 import type { LabVm } from "../hypervisor/lab/lab-vm.js";
 import type { ReplicationManager } from "../replication/manager.js";
 import type { EventLog } from "../state/events.js";
@@ -72,6 +73,11 @@ function vmView(vm: LabVm, ctx: ManagementContext) {
   };
 }
 
+/** Which hypervisor runs this host's VMs, and (QEMU) whether KVM or emulation. */
+function hypervisorInfo(h: LabHypervisor): { hypervisor: "lab" | "qemu"; accelerator?: "kvm" | "tcg" } {
+  return h instanceof QemuHypervisor ? { hypervisor: "qemu", accelerator: h.accelerator } : { hypervisor: "lab" };
+}
+
 export function registerManagementApi(app: FastifyInstance, ctx: ManagementContext): void {
   app.addContentTypeParser("application/octet-stream", { parseAs: "buffer", bodyLimit: 64 * MiB }, (_req, body, done) => done(null, body));
 
@@ -90,7 +96,7 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
   app.get("/api/v1/host", async () => ({
     hostName: ctx.hostName,
     version: ctx.version,
-    hypervisor: "lab",
+    ...hypervisorInfo(ctx.hypervisor),
     startedAt: ctx.startedAt,
     replicaServer: ctx.getReplicaSettings(),
     capabilities: ctx.capabilities(),

@@ -12,6 +12,7 @@ import { hashPassword } from "../../console/auth/password.js";
 import type { Role, SessionUser } from "../../console/auth/roles.js";
 import { createDb, type Db } from "../../console/db/client.js";
 import { migrateDeploy } from "../../console/db/migrate.js";
+import { Alerter } from "../../fleet/alerts.js";
 import { Fleet } from "../../fleet/fleet.js";
 import type { ConsoleTls } from "../../fleet/transport.js";
 import type { FleetNotifier } from "../../fleet/views.js";
@@ -30,6 +31,8 @@ export interface ConsoleFixture {
   jobs: JobRunner;
   jobNotices: JobView[];
   restartJobs(opts?: JobRunnerOptions): Promise<JobRunner>;
+  /** Health alerts, watching the fleet's VM updates as in the console. */
+  alerter: Alerter;
   notices: Notice[];
   users: Record<Role, SessionUser>;
   /** A caller signed in as the given role (or anonymous); cookies it sets land in `cookies`. */
@@ -75,14 +78,15 @@ async function withPair(pair: Pair, consoleTls: ConsoleTls | null, jobOptions: J
   const db = createDb(database.url);
   const notices: Notice[] = [];
   const record = (type: keyof FleetNotifier) => (...payload: unknown[]) => void notices.push({ type, payload });
-  const fleet = new Fleet(db, {
+  const alerter = new Alerter(db);
+  const fleet = new Fleet(db, alerter.watching({
     hostChanged: record("hostChanged"),
     hostRemoved: record("hostRemoved"),
     vmChanged: record("vmChanged"),
     vmRemoved: record("vmRemoved"),
     vmMetrics: record("vmMetrics"),
     events: record("events"),
-  }, consoleTls);
+  }), consoleTls);
   await fleet.start();
   const jobNotices: JobView[] = [];
   let jobs = new JobRunner(db, fleet, (j) => void jobNotices.push(j), { retryDelayMs: 200, ...jobOptions });
@@ -107,6 +111,7 @@ async function withPair(pair: Pair, consoleTls: ConsoleTls | null, jobOptions: J
       await jobs.start();
       return jobs;
     },
+    alerter,
     notices,
     users,
     provider: database.url.startsWith("file:") ? "sqlite" : "postgresql",

@@ -14,7 +14,7 @@ import { conflict, notFound } from "../../errors.js";
 const now = () => new Date().toISOString();
 
 /** Which power actions make sense in which state, and where they lead. */
-const TRANSITIONS: Record<PowerAction, { from: VmState[]; to: VmState; via?: VmState }> = {
+export const TRANSITIONS: Record<PowerAction, { from: VmState[]; to: VmState; via?: VmState }> = {
   start: { from: ["Off", "Saved"], to: "Running", via: "Starting" },
   shutdown: { from: ["Running"], to: "Off", via: "Stopping" },
   "turn-off": { from: ["Running", "Paused", "Saved"], to: "Off" },
@@ -32,14 +32,14 @@ export interface NewVmOptions {
 }
 
 export class LabHypervisor {
-  private readonly vms = new Map<string, LabVm>();
+  protected readonly vms = new Map<string, LabVm>();
   /** Hooks that may refuse a power action (e.g. a VM prepared for planned failover). */
   readonly powerGuards: ((vm: LabVm, action: PowerAction) => void)[] = [];
 
   constructor(
-    private readonly dataDir: string,
-    private readonly db: Db,
-    private readonly events: EventLog,
+    protected readonly dataDir: string,
+    protected readonly db: Db,
+    protected readonly events: EventLog,
   ) {}
 
   async start(): Promise<void> {
@@ -78,7 +78,7 @@ export class LabHypervisor {
     this.vms.clear();
   }
 
-  private guestIoError(config: VmConfig) {
+  protected guestIoError(config: VmConfig) {
     return (err: unknown) =>
       this.events.emit({
         severity: "error",
@@ -88,7 +88,7 @@ export class LabHypervisor {
       });
   }
 
-  private async load(dir: string, config: VmConfig): Promise<LabVm> {
+  protected async load(dir: string, config: VmConfig): Promise<LabVm> {
     const vm = await LabVm.load(dir, config, this.guestIoError(config));
     this.vms.set(config.id, vm);
     return vm;
@@ -121,7 +121,7 @@ export class LabHypervisor {
       memoryMiB: spec.memoryMiB,
       disks: spec.disks.map((d, i) => {
         const index = opts.diskIndexes?.[i] ?? i;
-        return { index, sizeBytes: d.sizeBytes, file: `disk${index}.raw` };
+        return { index, sizeBytes: d.sizeBytes, file: this.diskFile(index, opts) };
       }),
       workload: spec.workload,
       state: "Off",
@@ -131,8 +131,7 @@ export class LabHypervisor {
       ...(opts.replicaOf ? { replicaOf: opts.replicaOf } : {}),
     };
     try {
-      for (const d of config.disks) await createSparseFile(join(dir, d.file), d.sizeBytes);
-      const vm = await this.load(dir, config);
+      const vm = await this.createImages(dir, config, opts);
       await vm.saveConfig();
       this.db.prepare("INSERT INTO vms (id, path, created_at) VALUES (?, ?, ?)").run(id, dir, config.createdAt);
       this.events.emit({ severity: "info", kind: "vm.created", vmId: id, message: `Virtual machine '${spec.name}' was created.` });
@@ -142,6 +141,17 @@ export class LabHypervisor {
       await rm(dir, { recursive: true, force: true });
       throw err;
     }
+  }
+
+  /** The image file of a new VM's disk. */
+  protected diskFile(index: number, _opts: NewVmOptions): string {
+    return `disk${index}.raw`;
+  }
+
+  /** Creates a new VM's disk images and loads it. */
+  protected async createImages(dir: string, config: VmConfig, _opts: NewVmOptions): Promise<LabVm> {
+    for (const d of config.disks) await createSparseFile(join(dir, d.file), d.sizeBytes);
+    return this.load(dir, config);
   }
 
   /**
@@ -180,6 +190,18 @@ export class LabHypervisor {
 
   async power(id: string, action: PowerAction): Promise<VmConfig> {
     const vm = this.get(id);
+    const t = this.checkPower(vm, action);
+    if (t.via) await this.setState(vm, t.via);
+    if (t.to === "Running") vm.workload.start();
+    else vm.workload.stop();
+    await vm.queue.drain();
+    await this.setState(vm, t.to);
+    return vm.config;
+  }
+
+  /** Refuses a power action that makes no sense now; otherwise says where it leads. */
+  protected checkPower(vm: LabVm, action: PowerAction): (typeof TRANSITIONS)[PowerAction] {
+    const id = vm.id;
     const t = TRANSITIONS[action];
     if (!t.from.includes(vm.config.state)) {
       const err = conflict(
@@ -193,12 +215,7 @@ export class LabHypervisor {
       throw conflict(`'${vm.config.name}' is a Replica virtual machine; fail it over (test, planned or unplanned) before starting it`);
     }
     for (const guard of this.powerGuards) guard(vm, action);
-    if (t.via) await this.setState(vm, t.via);
-    if (t.to === "Running") vm.workload.start();
-    else vm.workload.stop();
-    await vm.queue.drain();
-    await this.setState(vm, t.to);
-    return vm.config;
+    return t;
   }
 
   async setWorkload(id: string, spec: WorkloadSpec): Promise<VmConfig> {

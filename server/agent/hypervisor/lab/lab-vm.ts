@@ -8,14 +8,15 @@ import { SerialQueue } from "../../util/serial-queue.js";
 import { Workload } from "./workload.js";
 import { badRequest, conflict } from "../../errors.js";
 import type { OverlayDisk } from "./overlay-disk.js";
+import type { QemuDisk } from "../qemu/qemu-vm.js";
 
-/** A lab VM's disk: a tracked raw image, or (test failover) an overlay on a recovery point. */
-export type GuestDisk = TrackedDisk | OverlayDisk;
+/** A lab VM's disk: a tracked raw image, or (test failover) an overlay on a recovery point; a QEMU VM's qcow2 disk. */
+export type GuestDisk = TrackedDisk | OverlayDisk | QemuDisk;
 
 export class LabVm implements ReplicableVm {
   readonly queue = new SerialQueue();
   readonly workload: Workload;
-  private constructor(
+  protected constructor(
     readonly dir: string,
     public config: VmConfig,
     readonly disks: Map<number, GuestDisk>,

@@ -1,0 +1,199 @@
+/**
+ * The QEMU/KVM hypervisor: VMs created on this host run as real qemu-system processes over
+ * qcow2 disks with persistent dirty bitmaps. Replica VMs keep the engine's raw images (the
+ * replica store writes them directly) until they are failed over.
+ */
+import { readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { PowerAction } from "../../../shared/agent-api.js";
+import type { VmConfig } from "../types.js";
+import { LabHypervisor, type NewVmOptions } from "../lab/lab-hypervisor.js";
+import type { LabVm } from "../lab/lab-vm.js";
+import { conflict } from "../../errors.js";
+import { QemuVm } from "./qemu-vm.js";
+import { accelerator, createQcow2, vmPaths } from "./qemu-process.js";
+
+const SHUTDOWN_TIMEOUT_MS = Number(process.env.RM_QEMU_SHUTDOWN_TIMEOUT_MS ?? 60_000);
+
+export class QemuHypervisor extends LabHypervisor {
+  readonly accelerator = accelerator();
+
+  override async start(): Promise<void> {
+    const rows = this.db.prepare("SELECT id, path FROM vms").all() as { id: string; path: string }[];
+    for (const row of rows) {
+      try {
+        const config = JSON.parse(await readFile(join(row.path, "vm.json"), "utf8")) as VmConfig;
+        if (config.driver !== "qemu") {
+          await this.startLab(row.path, config);
+          continue;
+        }
+        const vm = (await this.load(row.path, config)) as QemuVm;
+        const kind = await vm.attach();
+        const expected = ["Running", "Paused", "Starting", "Stopping", "Saving"].includes(config.state);
+        if (expected && kind !== "system") {
+          this.events.emit({ severity: "warning", kind: "vm.crashed", vmId: vm.id, message: `The QEMU process of '${config.name}' was gone when the host agent started; the virtual machine is now Off.` });
+          await this.setState(vm, "Off");
+        } else if (expected) {
+          this.events.emit({ severity: "info", kind: "vm.reattached", vmId: vm.id, message: `The host agent re-attached to the running QEMU process of '${config.name}'.` });
+        }
+      } catch (err) {
+        this.events.emit({ severity: "error", kind: "vm.load-failed", vmId: row.id, message: `Virtual machine in ${row.path} could not be loaded: ${(err as Error).message}` });
+      }
+    }
+  }
+
+  /** A lab-format VM on this host (a replica's raw images): as the lab hypervisor loads it. */
+  private async startLab(dir: string, config: VmConfig): Promise<void> {
+    const vm = await this.load(dir, config);
+    if (config.state !== "Off" && config.state !== "Saved") await this.setState(vm, "Off");
+  }
+
+  /** Running QEMU VMs keep running without the agent; their disks' daemons stop cleanly. */
+  override async stop(): Promise<void> {
+    for (const vm of this.list()) {
+      if (!(vm instanceof QemuVm)) continue;
+      await vm.queue.run(async () => {
+        if (vm.processKind === "daemon") await vm.quit();
+        else await vm.detach();
+      });
+      this.vms.delete(vm.id);
+    }
+    await super.stop();
+  }
+
+  protected override async load(dir: string, config: VmConfig): Promise<LabVm> {
+    if (config.driver !== "qemu") return super.load(dir, config);
+    const vm = QemuVm.create(dir, config, this.guestIoError(config));
+    vm.onExit = (guest) => void this.exited(vm, guest);
+    this.vms.set(config.id, vm);
+    return vm;
+  }
+
+  protected override diskFile(index: number, opts: NewVmOptions): string {
+    return opts.replicaOf ? super.diskFile(index, opts) : `disk${index}.qcow2`;
+  }
+
+  protected override async createImages(dir: string, config: VmConfig, opts: NewVmOptions): Promise<LabVm> {
+    if (opts.replicaOf) return super.createImages(dir, config, opts);
+    config.driver = "qemu";
+    for (const d of config.disks) await createQcow2(join(dir, d.file), d.sizeBytes);
+    const vm = (await this.load(dir, config)) as QemuVm;
+    await vm.attach();
+    return vm;
+  }
+
+  override async delete(id: string, isReplicated: (id: string) => boolean): Promise<void> {
+    const vm = this.get(id);
+    if (vm instanceof QemuVm && vm.config.state === "Off" && !vm.config.testOf && !isReplicated(id)) await vm.queue.run(() => vm.quit());
+    await super.delete(id, isReplicated);
+  }
+
+  /** The process went away without the agent asking: the guest powered off, or QEMU died. */
+  private async exited(vm: QemuVm, guestShutdown: boolean): Promise<void> {
+    if (!guestShutdown) {
+      this.events.emit({ severity: "error", kind: "vm.crashed", vmId: vm.id, message: `The QEMU process of '${vm.config.name}' ended unexpectedly; the virtual machine is now Off.` });
+    }
+    await vm.queue.run(async () => {
+      await vm.launch("daemon", { incoming: false }).catch((err: Error) =>
+        this.events.emit({ severity: "error", kind: "vm.disks-unavailable", vmId: vm.id, message: `The disks of '${vm.config.name}' cannot be opened: ${err.message}` }),
+      );
+    });
+    await this.setState(vm, "Off");
+  }
+
+  override async power(id: string, action: PowerAction): Promise<VmConfig> {
+    const vm = this.get(id);
+    if (!(vm instanceof QemuVm)) return super.power(id, action);
+    const from = vm.config.state;
+    const t = this.checkPower(vm, action);
+    if (t.via) await this.setState(vm, t.via);
+    try {
+      await vm.queue.run(() => this.transition(vm, action, from));
+    } catch (err) {
+      await this.setState(vm, vm.processKind === "system" ? (from === "Paused" ? "Paused" : "Running") : from === "Saved" ? "Saved" : "Off");
+      const e = conflict(`${action} of '${vm.config.name}' failed: ${(err as Error).message}`);
+      this.events.emit({ severity: "error", kind: "vm.power-failed", vmId: id, message: e.message });
+      throw e;
+    }
+    await this.setState(vm, t.to);
+    return vm.config;
+  }
+
+  private async transition(vm: QemuVm, action: PowerAction, from: string): Promise<void> {
+    const paths = vmPaths(vm.dir);
+    switch (action) {
+      case "start": {
+        await vm.quit();
+        const qmp = await vm.launch("system", { incoming: from === "Saved" }).catch(async (err: Error) => {
+          await vm.launch("daemon", { incoming: false });
+          throw err;
+        });
+        if (from === "Saved") {
+          await qmp.execute("migrate-incoming", { uri: `exec:cat '${paths.savedState}'` });
+          await migrationDone(qmp);
+          await qmp.execute("cont");
+          await rm(paths.savedState, { force: true });
+        }
+        await vm.ensureNbdServer();
+        return;
+      }
+      case "pause":
+        await (await vm.qmp()).execute("stop");
+        return;
+      case "resume":
+        await (await vm.qmp()).execute("cont");
+        return;
+      case "save": {
+        const qmp = await vm.qmp();
+        await qmp.execute("stop");
+        await vm.closeExports();
+        await qmp.execute("migrate", { uri: `exec:cat > '${paths.savedState}'` });
+        await migrationDone(qmp);
+        await vm.quit();
+        await vm.launch("daemon", { incoming: false });
+        return;
+      }
+      case "turn-off":
+        if (from === "Saved") {
+          await rm(paths.savedState, { force: true });
+          return;
+        }
+        await vm.quit();
+        await vm.launch("daemon", { incoming: false });
+        return;
+      case "shutdown": {
+        const qmp = await vm.qmp();
+        const gone = new Promise<boolean>((ok) => {
+          const timer = setTimeout(() => ok(false), SHUTDOWN_TIMEOUT_MS);
+          qmp.once("close", () => {
+            clearTimeout(timer);
+            ok(true);
+          });
+        });
+        vm.expectExit(true);
+        await qmp.execute("system_powerdown");
+        if (!(await gone)) {
+          vm.expectExit(false);
+          throw new Error(`the guest did not shut down within ${SHUTDOWN_TIMEOUT_MS / 1000} s of the ACPI power button (does it handle ACPI?); use Turn Off to stop it at once`);
+        }
+        await vm.launch("daemon", { incoming: false });
+        return;
+      }
+    }
+  }
+}
+
+async function migrationDone(qmp: import("./qmp.js").Qmp, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = await qmp.execute<{ status?: string; "error-desc"?: string }>("query-migrate");
+    if (info.status === "completed") return;
+    if (info.status === "failed" || info.status === "cancelled") throw new Error(`saving or restoring the memory state ${info.status}: ${info["error-desc"] ?? "see qemu.log"}`);
+    if (Date.now() > deadline) throw new Error("saving or restoring the memory state did not finish in time");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function isQemuVm(vm: LabVm): vm is QemuVm {
+  return vm instanceof QemuVm;
+}
