@@ -6,9 +6,9 @@
  * console is killed in the middle of a planned failover job and finishes it by itself after a
  * restart. Disk hashes are compared through the agent API at each step.
  *
- * Set up through the agent API, not the UI: the VM, enabling replication (the Enable Replication
- * wizard is built on another branch), guest writes, replication cycles (replicate-now, so the test
- * knows what each point holds) and the agents' clock (hourly recovery points).
+ * Replication is enabled with the Enable Replication wizard. Set up through the agent API: the
+ * VM, guest writes, replication cycles (replicate-now, so the test knows what each point holds)
+ * and the agents' clock (hourly recovery points).
  */
 import { randomBytes, randomInt } from "node:crypto";
 import type { Browser, Page } from "playwright-core";
@@ -81,6 +81,11 @@ async function openWhenEnabled(kind: string): Promise<void> {
   }, 10_000);
   await page.click(`[data-testid=action-replication-${kind}]`);
 }
+/** Next in a replication wizard, then waits for the page it leads to. */
+async function next(expected: string): Promise<void> {
+  await page.click("[data-testid=wizard-next]");
+  await expect.poll(() => page.locator("[data-testid=replication-wizard] h2").textContent(), { timeout: 10_000 }).toBe(expected);
+}
 const rowState = (name: string, col: string) => row(name).locator(`[data-col=${col}]`).textContent();
 
 describe("failover drill through the console", () => {
@@ -89,10 +94,26 @@ describe("failover drill through the console", () => {
     await connectServer(page, pair.primary.url, HV01);
     await connectServer(page, pair.replica.url, HV02);
     vmId = (await pair.primary.ok<{ id: string }>("POST", "/api/v1/vms", { name: "sql-01", disks: [{ sizeBytes: DISK }], workload: { pattern: "idle", rateMiBps: 1 } })).id;
-    await pair.primary.ok("POST", `/api/v1/vms/${vmId}/replication`, { replicaServer: HV02, replicaPort: pair.replica.ports.https, frequencySeconds: 900, recoveryHistory: 4, startInitialReplication: false });
+    // Enable Replication wizard: hv02, every 15 minutes (cycles are run by the test), 4 hourly points.
+    await selectVm(HV01);
+    await replicationAction("enable");
+    await page.waitForSelector("[data-testid=replication-wizard]");
+    await next("Specify Replica Server");
+    await page.fill("[data-testid=wizard-replica-server]", HV02);
+    await next("Specify Connection Parameters");
+    await next("Choose Replication VHDs");
+    await next("Configure Replication Frequency");
+    await page.selectOption("[data-testid=wizard-frequency]", "900");
+    await next("Configure Additional Recovery Points");
+    await page.click("[data-testid=wizard-points-yes]");
+    await page.fill("[data-testid=wizard-history]", "4");
+    await next("Choose Initial Replication Method");
+    await next("Summary");
+    await page.click("[data-testid=wizard-finish]");
+    await page.waitForSelector("[data-testid=wizard-completed]", { timeout: 30_000 });
+    await page.click("[data-testid=wizard-close]");
     await write(pair.primary);
     await replicate(pair.primary);
-    await selectVm(HV01);
     await waitFor("health Normal", async () => (await rowState("sql-01", "health")) === "Normal", 15_000);
     expect(await hash(pair.replica)).toBe(await hash(pair.primary));
   });
@@ -210,22 +231,30 @@ describe("failover drill through the console", () => {
 
     await selectVm(HV01);
     await replicationAction("reverse");
-    await page.waitForSelector("[data-testid=wizard-page-Summary]");
+    await page.waitForSelector("[data-testid=reverse-before-you-begin]");
+    await shot(page, "drill-11-reverse-before-you-begin");
+    await next("Specify Replica Server");
+    await expect(page.inputValue("[data-testid=wizard-replica-server]")).resolves.toBe(HV02);
+    await next("Specify Connection Parameters");
+    await expect(page.inputValue("[data-testid=wizard-port]")).resolves.toBe(String(pair.replica.ports.https));
+    await page.fill("[data-testid=wizard-port]", "70000");
     await page.click("[data-testid=wizard-next]");
-    await expect(page.locator("[data-testid=reverse-server]").inputValue()).resolves.toBe(HV02);
-    await page.click("[data-testid=wizard-next]");
-    await expect(page.locator("[data-testid=reverse-port]").inputValue()).resolves.toBe(String(pair.replica.ports.https));
-    await page.fill("[data-testid=reverse-port]", "70000");
-    await page.click("[data-testid=wizard-next]");
-    await expect(page.locator("[data-testid=error-replicaPort]").textContent()).resolves.toMatch(/1 to 65535/);
-    await shot(page, "drill-11-reverse-port-error");
-    await page.fill("[data-testid=reverse-port]", String(pair.replica.ports.https));
-    await page.click("[data-testid=wizard-page-Summary]");
-    await shot(page, "drill-12-reverse-summary");
+    await expect(page.locator("[data-testid=error-replicaPort]").textContent()).resolves.toMatch(/65535/);
+    await shot(page, "drill-12-reverse-port-error");
+    await page.fill("[data-testid=wizard-port]", String(pair.replica.ports.https));
+    await next("Configure Replication Frequency");
+    await expect(page.inputValue("[data-testid=wizard-frequency]")).resolves.toBe("900");
+    await next("Configure Additional Recovery Points");
+    await expect(page.isChecked("[data-testid=wizard-points-yes]")).resolves.toBe(true);
+    await next("Summary");
+    await expect(page.locator("[data-testid=wizard-summary]").textContent()).resolves.toMatch(/Resynchronization/);
+    await shot(page, "drill-13-reverse-summary");
     await page.click("[data-testid=wizard-finish]");
     await page.waitForSelector("[data-testid=reverse-progress] [data-testid=job-steps][data-status=succeeded]", { timeout: 120_000 });
-    await shot(page, "drill-13-reverse-done");
-    await page.click("[data-testid=reverse-close]");
+    await shot(page, "drill-14-reverse-done");
+    // The VM's Status showed the job's step; it clears when the job ends.
+    await expect.poll(() => rowState("sql-01", "status"), { timeout: 3000 }).toBe("");
+    await page.click("[data-testid=wizard-close]");
     expect(await agentVm(pair.replica)).toMatchObject({ isReplica: true, replication: [{ role: "replica", state: "Replicating" }] });
     expect(await hash(pair.replica)).toBe(await hash(pair.primary));
     await waitFor("hv01 Normal", async () => (await rowState("sql-01", "health")) === "Normal", 15_000);
@@ -240,7 +269,7 @@ describe("failover drill through the console", () => {
     await replicationAction("planned-failover");
     await page.waitForSelector("[data-testid=planned-check][data-ok=false]");
     await expect(page.locator("[data-testid=planned-failover-ok]").isDisabled()).resolves.toBe(true);
-    await shot(page, "drill-14-planned-failover-check-failed");
+    await shot(page, "drill-15-planned-failover-check-failed");
     await page.click('[data-testid=planned-failover-dialog] button:text-is("Cancel")');
     await page.click("[data-testid=action-turn-off]");
     await page.click("[data-testid=confirm-yes]");
@@ -254,7 +283,7 @@ describe("failover drill through the console", () => {
     await exited;
     expect(consoleProc.child.signalCode).toBe("SIGKILL");
     expect((await agentVm(pair.primary)).replication[0]?.state).toBe("Prepared for planned failover");
-    await shot(page, "drill-15-console-killed");
+    await shot(page, "drill-16-console-killed");
 
     consoleProc = await startConsoleProcess(pair.dir, consoleProc);
     await waitFor("the job completed after the restart", async () => (await agentVm(pair.replica)).state === "Running", 60_000);
@@ -263,7 +292,7 @@ describe("failover drill through the console", () => {
     // The newest job, first in the list.
     await waitFor("the resumed job shown succeeded", async () => (await page.locator("[data-testid=job-row]").first().getAttribute("data-status")) === "succeeded", 15_000);
     await page.locator("[data-testid=job-row]").first().click();
-    await shot(page, "drill-16-job-resumed");
+    await shot(page, "drill-17-job-resumed");
     expect(await agentVm(pair.replica)).toMatchObject({ isReplica: false, replication: [{ role: "primary", state: "Replicating" }] });
     expect(await agentVm(pair.primary)).toMatchObject({ isReplica: true, replication: [{ role: "replica" }] });
     expect(await hash(pair.replica)).toBe(finalHash);
@@ -287,17 +316,17 @@ describe("failover drill through the console", () => {
     await page.click("[data-testid=planned-failover-ok]");
     await page.waitForSelector("[data-testid=planned-failover-progress] [data-testid=job-steps][data-status=failed]", { timeout: 60_000 });
     await page.click("[data-testid=planned-failover-close]");
-    await expect(rowState("sql-01", "status")).resolves.toMatch(/failed/);
+    await expect.poll(() => rowState("sql-01", "status"), { timeout: 5000 }).toMatch(/failed/);
     await page.click("[data-testid=tab-jobs]");
     await page.locator("[data-testid=job-row]").first().click();
     await expect(page.locator("[data-testid=job-detail] [data-testid=job-error]").textContent()).resolves.toMatch(/Prepare the primary virtual machine for failover failed: .*(Retry|Cancel)/);
-    await shot(page, "drill-17-job-failed");
+    await shot(page, "drill-18-job-failed");
 
     await pair.primary.start();
     await page.waitForSelector(`[data-testid="host-${HV01}"][data-status=connected]`, { timeout: 15_000 });
     await page.click("[data-testid=job-retry]");
     await page.waitForSelector("[data-testid=job-detail] [data-testid=job-steps][data-status=succeeded]", { timeout: 60_000 });
-    await shot(page, "drill-18-job-retried");
+    await shot(page, "drill-19-job-retried");
     expect(await agentVm(pair.primary)).toMatchObject({ state: "Running", isReplica: false, replication: [{ role: "primary", state: "Replicating" }] });
     expect(await agentVm(pair.replica)).toMatchObject({ isReplica: true, replication: [{ role: "replica" }] });
     expect(await hash(pair.primary)).toBe(finalHash);
