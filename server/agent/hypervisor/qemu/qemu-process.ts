@@ -29,6 +29,8 @@ export function vmPaths(dir: string) {
     pid: join(dir, "qemu.pid"),
     log: join(dir, "qemu.log"),
     savedState: join(dir, "saved-state.bin"),
+    /** The agent's own NBD server for disks it serves to QEMU. */
+    agentNbd: join(dir, "agent-nbd.sock"),
   };
 }
 
@@ -57,8 +59,12 @@ export async function createQcow2(path: string, sizeBytes: number): Promise<void
   await run(QEMU_IMG, ["create", "-q", "-f", "qcow2", "-o", "cluster_size=65536", path, String(sizeBytes)]);
 }
 
-/** The -blockdev definitions of a VM's disks: file node f<i>, qcow2 node d<i>. */
-function blockdevs(dir: string, config: VmConfig): string[] {
+/**
+ * The -blockdev definitions of a VM's disks: file node f<i> and qcow2 node d<i>, or (disks
+ * the agent serves itself) an NBD client node d<i> on the agent's socket.
+ */
+function blockdevs(dir: string, config: VmConfig, agentNbd?: string): string[] {
+  if (agentNbd) return config.disks.map((d) => JSON.stringify({ driver: "nbd", "node-name": `d${d.index}`, server: { type: "unix", path: agentNbd }, export: `disk${d.index}` }));
   return config.disks.flatMap((d) => [
     JSON.stringify({ driver: "file", "node-name": `f${d.index}`, filename: join(dir, d.file) }),
     JSON.stringify({ driver: "qcow2", "node-name": `d${d.index}`, file: `f${d.index}` }),
@@ -72,7 +78,7 @@ export interface DirectBoot {
   append?: string;
 }
 
-export function systemArgs(dir: string, config: VmConfig, opts: { incoming: boolean; boot?: DirectBoot }): string[] {
+export function systemArgs(dir: string, config: VmConfig, opts: { incoming: boolean; boot?: DirectBoot; agentNbd?: string }): string[] {
   const p = vmPaths(dir);
   const accel = accelerator();
   const args = [
@@ -95,7 +101,7 @@ export function systemArgs(dir: string, config: VmConfig, opts: { incoming: bool
     "-serial", `file:${join(dir, "serial.log")}`,
     "-pidfile", p.pid,
   ];
-  for (const b of blockdevs(dir, config)) args.push("-blockdev", b);
+  for (const b of blockdevs(dir, config, opts.agentNbd)) args.push("-blockdev", b);
   // virtio-scsi: each disk's scsi-hd device (vd<i>) owns its block backend, so the operator
   // monitor can write as the guest would (HMP qemu-io -d vd<i>) through any filter above d<i>.
   args.push("-device", "virtio-scsi-pci,id=scsi0");

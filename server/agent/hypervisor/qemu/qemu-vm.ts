@@ -10,6 +10,7 @@ import { Qmp } from "./qmp.js";
 import { DirtyTracking } from "./dirty-tracking.js";
 import { daemonArgs, launch, livePid, QEMU_STORAGE_DAEMON, QEMU_SYSTEM, systemArgs, vmPaths, waitGone, type DirectBoot } from "./qemu-process.js";
 import { guestFreeze } from "./guest-agent.js";
+import type { QemuGuest } from "./guest.js";
 
 /** One qcow2 disk as the agent reads and writes it: through the holding process's NBD export. */
 export class QemuDisk {
@@ -48,7 +49,7 @@ export class QemuDisk {
 
 export type QemuProcessKind = "system" | "daemon";
 
-export class QemuVm extends LabVm {
+export class QemuVm extends LabVm implements QemuGuest {
   private conn: Qmp | undefined;
   private kind: QemuProcessKind | undefined;
   private readonly nbds = new Map<number, Promise<NbdClient>>();
@@ -75,6 +76,28 @@ export class QemuVm extends LabVm {
 
   get processKind(): QemuProcessKind | undefined {
     return this.kind;
+  }
+
+  get running(): boolean {
+    return this.kind === "system";
+  }
+
+  async startSystem(incoming: boolean): Promise<Qmp> {
+    await this.quit();
+    const qmp = await this.launch("system", { incoming }).catch(async (err: Error) => {
+      await this.launch("daemon", { incoming: false });
+      throw err;
+    });
+    if (!incoming) await this.ensureNbdServer();
+    return qmp;
+  }
+
+  async stopped(): Promise<void> {
+    await this.launch("daemon", { incoming: false });
+  }
+
+  beforeSave(): Promise<void> {
+    return this.closeExports();
   }
 
   async qmp(): Promise<Qmp> {
