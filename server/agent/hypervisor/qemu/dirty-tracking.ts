@@ -141,10 +141,11 @@ export class DirtyTracking {
     return undefined;
   }
 
+  /** Ends tracking; with no process holding the disks (converted to raw), only the marks go. */
   async stop(disks: number[]): Promise<void> {
-    const qmp = await this.host.qmp();
+    const qmp = await this.host.qmp().catch(() => undefined);
     for (const i of disks) {
-      for (const b of await this.bitmaps(qmp, i)) await qmp.execute("block-dirty-bitmap-remove", { node: `d${i}`, name: b.name });
+      if (qmp) for (const b of await this.bitmaps(qmp, i)) await qmp.execute("block-dirty-bitmap-remove", { node: `d${i}`, name: b.name });
       await rm(this.markPath(i), { force: true });
       this.marked.delete(i);
     }
