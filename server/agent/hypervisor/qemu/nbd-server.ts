@@ -6,6 +6,7 @@
  */
 import { createServer, type Server, type Socket } from "node:net";
 import { rm } from "node:fs/promises";
+import { ByteReader } from "./byte-reader.js";
 
 export interface ServedDisk {
   sizeBytes: number;
@@ -56,32 +57,6 @@ export class NbdServer {
   }
 }
 
-/** Reads exactly n bytes from a socket. */
-function reader(sock: Socket) {
-  let buf: Buffer = Buffer.alloc(0);
-  let wake: (() => void) | undefined;
-  let ended = false;
-  sock.on("data", (d: Buffer) => {
-    buf = buf.length ? Buffer.concat([buf, d]) : d;
-    wake?.();
-  });
-  sock.on("close", () => {
-    ended = true;
-    wake?.();
-  });
-  sock.on("error", () => undefined);
-  return async (n: number): Promise<Buffer | undefined> => {
-    while (buf.length < n) {
-      if (ended) return undefined;
-      await new Promise<void>((r) => (wake = r));
-      wake = undefined;
-    }
-    const out = buf.subarray(0, n);
-    buf = buf.subarray(n);
-    return out;
-  };
-}
-
 function optionReply(sock: Socket, opt: number, type: number, data = Buffer.alloc(0)): void {
   const h = Buffer.alloc(20);
   h.writeBigUInt64BE(REPLY_MAGIC, 0);
@@ -100,7 +75,8 @@ function simpleReply(sock: Socket, cookie: Buffer, error: number, data?: Buffer)
 }
 
 async function serve(sock: Socket, lookup: (name: string) => ServedDisk | undefined): Promise<void> {
-  const take = reader(sock);
+  const reader = new ByteReader(sock);
+  const take = (n: number) => reader.take(n);
   const hello = Buffer.alloc(18);
   hello.write("NBDMAGIC", 0, "latin1");
   hello.writeBigUInt64BE(IHAVEOPT, 8);
