@@ -86,6 +86,8 @@ describe("the console in a browser", () => {
     await admin.click("[data-testid=action-start]");
     await watcher.waitForSelector('[data-testid="vm-row-web-07"][data-state=Running]', { timeout: 5000 });
     await expect(row(watcher).locator("[data-col=memory]").textContent()).resolves.toBe("2048 MB");
+    // CPU usage arrives on its own, every couple of seconds, as a percentage.
+    await watcher.waitForFunction(() => /^\d+ %$/.test(document.querySelector('[data-testid="vm-row-web-07"] [data-col=cpu]')?.textContent ?? ""), null, { timeout: 8000 });
     await shot(watcher, "04-second-browser-live");
     await watcher.context().close();
   });

@@ -8,7 +8,10 @@ import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useRef, useState } from "react";
 import { io, type Socket } from "socket.io-client";
 import type { ClientToServerEvents, ServerToClientEvents } from "@/server/realtime/types";
-import { useTRPC, type Host, type Vm } from "./trpc";
+import { useTRPC, type Host, type Job, type Vm } from "./trpc";
+
+/** The Jobs pane's query, which live updates keep current. */
+export const JOBS_QUERY = { limit: 100 };
 
 type ConsoleSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -57,6 +60,15 @@ export function useLiveFleet(watchedHostId: string | null): { connected: boolean
     socket.on("vm:remove", (ref) => {
       for (const input of [{ hostId: ref.hostId }, {}]) qc.setQueryData<Vm[]>(trpc.vms.list.queryKey(input), (old) => old?.filter((v) => !same(ref)(v)));
     });
+    socket.on("job:update", (job) => {
+      qc.setQueryData<Job[]>(trpc.jobs.list.queryKey(JOBS_QUERY), (old) => (old ? [job, ...old.filter((j) => j.id !== job.id)].sort((a, b) => b.createdAt.localeCompare(a.createdAt)) : old));
+      qc.setQueryData<Job>(trpc.jobs.get.queryKey({ id: job.id }), job);
+    });
+    socket.on("vm:metrics", ({ hostId, changes }) => {
+      const cpu = new Map(changes.map((c) => [c.vmId, c.cpuUsagePercent]));
+      const merge = (old: Vm[] | undefined) => old?.map((v) => (v.hostId === hostId && cpu.has(v.vmId) ? { ...v, cpuUsagePercent: cpu.get(v.vmId)! } : v));
+      for (const input of [{ hostId }, {}]) qc.setQueryData<Vm[]>(trpc.vms.list.queryKey(input), merge);
+    });
     socket.on("events:new", (events) => {
       const hostId = events[0]?.hostId;
       if (hostId) void qc.invalidateQueries({ queryKey: trpc.events.list.pathKey() });
@@ -72,7 +84,9 @@ export function useLiveFleet(watchedHostId: string | null): { connected: boolean
     if (socket && watched.current && watched.current !== watchedHostId) watch(socket, watched.current, false);
     watched.current = watchedHostId;
     if (socket?.connected && watchedHostId) watch(socket, watchedHostId, true);
-  }, [watchedHostId]);
+    // Updates of an unwatched host were not merged: its cached list may miss what changed meanwhile.
+    if (watchedHostId) void qc.invalidateQueries({ queryKey: trpc.vms.list.queryKey(watchedHostId === ALL_HOSTS ? {} : { hostId: watchedHostId }) });
+  }, [watchedHostId, qc, trpc]);
 
   return { connected };
 }

@@ -7,3 +7,4 @@ export const { TRPCProvider, useTRPC } = createTRPCContext<AppRouter>();
 export type RouterOutputs = inferRouterOutputs<AppRouter>;
 export type Vm = RouterOutputs["vms"]["list"][number];
 export type Host = RouterOutputs["hosts"]["list"][number];
+export type Job = RouterOutputs["jobs"]["list"][number];

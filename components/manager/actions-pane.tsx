@@ -17,7 +17,8 @@ export interface ActionSection {
   items: ActionItem[];
 }
 
-const hasItems = (a: ActionItem) => !!a.children?.length;
+/** A submenu opens only when one of its items can be used. */
+const hasItems = (a: ActionItem) => !!a.children?.some((c) => !c.disabled && c.run);
 
 /** A flyout beside the item that opened it; the first enabled entry takes the focus. */
 function Flyout({ items, onDone, prefix, onEscape }: { items: ActionItem[]; onDone(): void; prefix: string; onEscape(): void }) {

@@ -2,7 +2,7 @@
 
 /** A host's events, newest first, live; filtered by severity and, optionally, the selected VM. */
 import { useQuery } from "@tanstack/react-query";
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { cn } from "@/components/lib/cn";
 import { useTRPC, type Vm } from "@/components/lib/trpc";
 
@@ -10,10 +10,14 @@ const SEVERITIES = ["error", "warning", "info"] as const;
 const LABEL = { error: "Error", warning: "Warning", info: "Information" } as const;
 const COLOR = { error: "text-crit", warning: "text-warn", info: "" } as const;
 
-export function EventsPane({ hostId, vm }: { hostId: string; vm: Vm | undefined }) {
+/** `onlyVmRequest`: each new value turns on "Selected virtual machine only" (View Events). */
+export function EventsPane({ hostId, vm, onlyVmRequest = 0 }: { hostId: string; vm: Vm | undefined; onlyVmRequest?: number }) {
   const trpc = useTRPC();
   const [shown, setShown] = useState<Record<(typeof SEVERITIES)[number], boolean>>({ error: true, warning: true, info: true });
   const [onlyVm, setOnlyVm] = useState(false);
+  useEffect(() => {
+    if (onlyVmRequest) setOnlyVm(true);
+  }, [onlyVmRequest]);
   const severity = SEVERITIES.filter((s) => shown[s]);
   const events = useQuery(trpc.events.list.queryOptions({ hostId, severity, vmId: onlyVm && vm ? vm.vmId : undefined, limit: 200 }));
   return (

@@ -12,10 +12,12 @@ import { UsersDialog } from "@/components/dialogs/users-dialog";
 import { VmSettingsDialog } from "@/components/dialogs/vm-settings-dialog";
 import { FailoverDialogs } from "@/components/dialogs/failover";
 import { ReplicationDialogs } from "@/components/dialogs/replication";
+import { ReplicationHealthDialog } from "@/components/dialogs/replication-health";
 import { ALL_HOSTS, useLiveFleet } from "@/components/lib/live";
 import { useTRPC, type Host, type Vm } from "@/components/lib/trpc";
 import { ActionsPane, ContextMenu, type ActionItem } from "./actions-pane";
-import { EventsPane } from "./events-pane";
+import { BottomPane } from "./bottom-pane";
+import { useJobStatuses } from "@/components/lib/jobs";
 import { HostTree } from "./host-tree";
 import { MenuBar } from "./menu-bar";
 import { Toasts } from "./toasts";
@@ -24,6 +26,7 @@ import { VmDetails } from "./vm-details";
 import { VmList, vmKey } from "./vm-list";
 import { hostActionItems, vmActionItems } from "./action-items";
 import type { ReplicationDialogRequest } from "./replication-items";
+import { mayOperate } from "@/components/lib/vm-actions";
 
 type Modal = { kind: "connect" } | { kind: "vm-settings"; vm: Vm } | { kind: "users" } | { kind: "audit" } | { kind: "new-vm"; host: Host } | { kind: "settings"; host: Host } | { kind: "confirm"; request: ConfirmRequest } | { kind: "replication"; request: ReplicationDialogRequest } | null;
 
@@ -37,6 +40,8 @@ export function HyperVManager() {
   const [menu, setMenu] = useState<{ x: number; y: number; items: ActionItem[] } | null>(null);
   const live = useLiveFleet(hostId);
   const ops = useVmOperations();
+  /** View Events from View Replication Health: the events pane shows that VM only. */
+  const [eventsOfVm, setEventsOfVm] = useState(0);
 
   const all = hostId === ALL_HOSTS;
   const host = hosts.data?.find((h) => h.id === hostId);
@@ -45,6 +50,8 @@ export function HyperVManager() {
   }, [hosts.data, host, all]);
   const vms = useQuery({ ...trpc.vms.list.queryOptions(all ? {} : { hostId: hostId ?? "" }), enabled: !!hostId });
   const vm = vms.data?.find((v) => vmKey(v) === vmId);
+  const jobStatuses = useJobStatuses(vms.data);
+  const statuses = useMemo(() => ({ ...jobStatuses, ...ops.pending }), [jobStatuses, ops.pending]);
   const servers = useMemo(() => (all ? new Map((hosts.data ?? []).map((h) => [h.id, h.name])) : undefined), [all, hosts.data]);
 
   const refresh = useMutation(trpc.hosts.refresh.mutationOptions({ onError: (e) => ops.toast("Could not refresh", e.message) }));
@@ -124,7 +131,7 @@ export function HyperVManager() {
           ) : null}
           <div className="min-h-0 flex-[3] border border-border">
             {host || all ? (
-              <VmList vms={vms.data ?? []} selectedId={vmId} pending={ops.pending} servers={servers} onSelect={setVmId} onContextMenu={(e, v) => openMenu(e, itemsForVm(v))} onKey={onListKey} />
+              <VmList vms={vms.data ?? []} selectedId={vmId} pending={statuses} servers={servers} onSelect={setVmId} onContextMenu={(e, v) => openMenu(e, itemsForVm(v))} onKey={onListKey} />
             ) : (
               <div className="flex h-full items-center justify-center bg-pane text-muted">{hosts.isLoading ? "Loading..." : "Connect to a server to manage its virtual machines (Action > Connect to Server...)."}</div>
             )}
@@ -132,11 +139,9 @@ export function HyperVManager() {
           <div className="min-h-0 flex-[2] border border-border">
             <VmDetails vm={vm} />
           </div>
-          {host ? (
-            <div className="min-h-0 flex-[2] border border-border">
-              <EventsPane hostId={host.id} vm={vm} />
-            </div>
-          ) : null}
+          <div className="min-h-0 flex-[2] border border-border">
+            <BottomPane hostId={host?.id} vm={vm} role={role} onlyVmRequest={eventsOfVm} />
+          </div>
         </div>
         <div className="w-[230px] shrink-0 border border-border">
           <ActionsPane sections={[{ title: host?.name ?? "Hyper-V Manager", items: hostItems }, ...(vm ? [{ title: vm.name, items: vmItems }] : [])]} />
@@ -161,6 +166,20 @@ export function HyperVManager() {
         <>
           <ReplicationDialogs request={modal.request} onClose={() => setModal(null)} />
           <FailoverDialogs request={modal.request} onClose={() => setModal(null)} />
+          {modal.request.kind === "health" ? (
+            <ReplicationHealthDialog
+              vm={modal.request.vm}
+              canReset={mayOperate(role)}
+              onClose={() => setModal(null)}
+              onViewEvents={() => {
+                const v = modal.request.vm;
+                setModal(null);
+                setHostId(v.hostId);
+                setVmId(vmKey(v));
+                setEventsOfVm((n) => n + 1);
+              }}
+            />
+          ) : null}
         </>
       ) : null}
       <Toasts toasts={ops.toasts} onDismiss={ops.dismiss} />

@@ -1,6 +1,8 @@
 "use client";
 
 import { useState } from "react";
+import { AlertsDialog } from "@/components/dialogs/alerts-dialog";
+import { DashboardLinksDialog } from "@/components/dialogs/dashboard-links-dialog";
 import type { ActionItem } from "./actions-pane";
 import { ContextMenu } from "./actions-pane";
 
@@ -8,6 +10,7 @@ import { ContextMenu } from "./actions-pane";
 export function MenuBar({ user, onSignOut, actions, onConnect, onUsers, onAudit }: { user: { name: string; role: string } | null; onSignOut(): void; actions: ActionItem[]; onConnect(): void; onUsers(): void; onAudit(): void }) {
   const admin = user?.role === "Administrator";
   const [open, setOpen] = useState<{ x: number; y: number; items: ActionItem[] } | null>(null);
+  const [dialog, setDialog] = useState<"alerts" | "dashboard-links" | null>(null);
   const show = (e: React.MouseEvent, items: ActionItem[]) => {
     const r = (e.currentTarget as HTMLElement).getBoundingClientRect();
     setOpen({ x: r.left, y: r.bottom, items });
@@ -16,6 +19,9 @@ export function MenuBar({ user, onSignOut, actions, onConnect, onUsers, onAudit 
     { label: "Connect to Server...", testId: "file-connect", run: onConnect, disabled: !admin },
     { label: "Users...", testId: "file-users", run: onUsers, disabled: !admin },
     { label: "Audit Log...", testId: "file-audit", run: onAudit, disabled: !admin },
+    { label: "Alerts...", testId: "file-alerts", run: () => setDialog("alerts"), disabled: !admin },
+    { label: "Dashboard Links...", testId: "file-dashboard-links", run: () => setDialog("dashboard-links"), disabled: !admin },
+    { label: "Wall Dashboard", testId: "file-wall-dashboard", run: () => void window.open("/dashboard", "_blank") },
     { label: "Sign Out", testId: "file-sign-out", run: onSignOut },
   ];
   return (
@@ -44,6 +50,8 @@ export function MenuBar({ user, onSignOut, actions, onConnect, onUsers, onAudit 
         </span>
       ) : null}
       {open ? <ContextMenu {...open} onClose={() => setOpen(null)} /> : null}
+      {dialog === "alerts" ? <AlertsDialog onClose={() => setDialog(null)} /> : null}
+      {dialog === "dashboard-links" ? <DashboardLinksDialog onClose={() => setDialog(null)} /> : null}
     </div>
   );
 }

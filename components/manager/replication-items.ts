@@ -61,7 +61,8 @@ export function replicationItems(vm: Vm, role: Role | undefined, open: (kind: Re
     return [
       item("planned-failover", "Planned Failover...", vm.state === "Off" && (state === "Replicating" || state === "Prepared for planned failover")),
       ...(initialPending && !r.awaitingImport ? [item("start-initial", "Start Replication...", true)] : []),
-      item("resynchronize", "Resynchronize...", state === "Resynchronization required" || state === "Replicating" || state === "Error", admin),
+      // The agent resynchronizes (now or at a time) only from Resynchronization required.
+      item("resynchronize", "Resynchronize...", state === "Resynchronization required"),
       item("settings", "Replication Settings...", !failingOver, admin),
       ...common,
     ];

@@ -48,7 +48,8 @@ export function VmList({ vms, selectedId, pending, servers, onSelect, onContextM
       },
       ...(servers ? [{ id: "server", header: "Server", accessorFn: (v: Vm) => servers.get(v.hostId) ?? "", size: 130 } satisfies ColumnDef<Vm>] : []),
       { id: "state", header: "State", accessorKey: "state", size: 90 },
-      { id: "cpu", header: "CPU Usage", accessorFn: () => "", size: 80, enableSorting: false },
+      // As in Hyper-V Manager: a running VM shows a percentage (0 % when idle), others nothing.
+      { id: "cpu", header: "CPU Usage", accessorFn: (v) => v.cpuUsagePercent ?? -1, size: 80, cell: ({ row }) => (row.original.cpuUsagePercent === null ? "" : `${row.original.cpuUsagePercent} %`) },
       { id: "memory", header: "Assigned Memory", accessorKey: "assignedMemoryMiB", size: 115, cell: ({ getValue }) => formatMemoryMB(getValue<number>()) },
       { id: "uptime", header: "Uptime", accessorFn: (v) => (v.upSince ? -Date.parse(v.upSince) : Number.NEGATIVE_INFINITY), size: 90, cell: ({ row }) => formatUptime(row.original.upSince, now) },
       { id: "status", header: "Status", accessorFn: (v) => pending[vmKey(v)] ?? "", size: 120 },

@@ -65,6 +65,36 @@ describe("agent lifecycle", () => {
     expect(new Set(ids)).toEqual(new Set([a.id]));
   });
 
+  it("reports the CPU usage of running VMs, with the VM and as metrics on the event stream", async () => {
+    const { primary } = pair;
+    const busy = await primary.ok<VmView>("POST", "/api/v1/vms", { name: "cpu-busy", cpus: 1, disks: [{ sizeBytes: 64 * MiB }], workload: { pattern: "sequential-1m", rateMiBps: 128 } });
+    const idle = await primary.ok<VmView>("POST", "/api/v1/vms", { name: "cpu-idle", cpus: 2, disks: [{ sizeBytes: MiB }], workload: { pattern: "idle", rateMiBps: 0 } });
+    type Cpu = { cpuUsagePercent: number | null };
+    expect((await primary.ok<Cpu>("GET", `/api/v1/vms/${busy.id}`)).cpuUsagePercent).toBeNull();
+    for (const vm of [busy, idle]) await primary.ok("POST", `/api/v1/vms/${vm.id}/power`, { action: "start" });
+
+    const controller = new AbortController();
+    const res = await fetch(`${primary.url}/api/v1/events/stream?metricsSeconds=1&after=999999`, { headers: { authorization: `Bearer ${primary.opts.token}` }, signal: controller.signal });
+    const snapshots: { vms: { id: string; cpuUsagePercent: number }[] }[] = [];
+    let text = "";
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      text += Buffer.from(chunk).toString();
+      for (const m of text.matchAll(/event: metrics\ndata: (.*)\n\n/g)) snapshots.push(JSON.parse(m[1]!));
+      text = text.slice(text.lastIndexOf("\n\n") + 2);
+      if (snapshots.length >= 3) break;
+    }
+    controller.abort();
+    const last = snapshots.at(-1)!.vms;
+    // The guest making 128 MiB/s of data keeps a processor measurably busy; the idle one does not.
+    expect(last.find((v) => v.id === busy.id)!.cpuUsagePercent).toBeGreaterThan(0);
+    expect(last.find((v) => v.id === idle.id)!.cpuUsagePercent).toBe(0);
+    expect((await primary.ok<Cpu>("GET", `/api/v1/vms/${busy.id}`)).cpuUsagePercent).toBeGreaterThan(0);
+
+    for (const vm of [busy, idle]) await primary.ok("POST", `/api/v1/vms/${vm.id}/power`, { action: "turn-off" });
+    expect((await primary.ok<Cpu>("GET", `/api/v1/vms/${busy.id}`)).cpuUsagePercent).toBeNull();
+    expect((await primary.api("GET", "/api/v1/events/stream?metricsSeconds=0")).status).toBe(400);
+  });
+
   it("stops cleanly (exit 0, VMs saved) even with an event stream open", async () => {
     const { primary } = pair;
     const vm = await primary.ok<VmView>("POST", "/api/v1/vms", { name: "running", disks: [{ sizeBytes: MiB }] });

@@ -6,13 +6,14 @@
  * and bad input on every new endpoint, which must name the field and change nothing.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { open, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CycleOutcome } from "./replication/primary.js";
 import type { RecoveryPointInfo } from "./replication/replica-store.js";
 import { diskHash, startPair, waitFor, type Pair, type VmView } from "./testing/harness.js";
 import { seededBytes } from "./testing/random.js";
+import { replicationHelpers } from "./testing/replication-helpers.js";
 
 const MiB = 1024 * 1024;
 const HOUR = 3600_000;
@@ -35,11 +36,7 @@ describe("recovery points and test failover, adversarially", () => {
   });
   afterAll(async () => pair?.cleanup());
 
-  const replicateNow = async (vmId: string) => {
-    const out = await pair.primary.ok<CycleOutcome>("POST", `/api/v1/vms/${vmId}/replication/replicate-now`);
-    expect(out.ok, out.error).toBe(true);
-    return out;
-  };
+  const { replicateOk: replicateNow, replicated: replicatedOverHttp, writeBehindTheAgentsBack, resyncAndWait } = replicationHelpers(() => pair);
   const points = (vmId: string) => pair.replica.ok<RecoveryPointInfo[]>("GET", `/api/v1/vms/${vmId}/recovery-points`);
   const kept = async (vmId: string) => (await points(vmId)).filter((p) => p.kind !== "latest");
   const pointHash = async (vmId: string, id: string, disk = 0) =>
@@ -48,34 +45,7 @@ describe("recovery points and test failover, adversarially", () => {
   const events = (vmId: string, host = pair.replica) => host.ok<Ev[]>("GET", `/api/v1/events?vmId=${vmId}&limit=1000`);
   const testVmHash = (testVmId: string, disk = 0) => diskHash(pair.replica, testVmId, disk);
 
-  async function replicated(name: string, disks: number[], extra: Record<string, unknown> = {}): Promise<string> {
-    const vm = await pair.primary.ok<VmView>("POST", "/api/v1/vms", { name, disks: disks.map((sizeBytes) => ({ sizeBytes })) });
-    for (const [i, size] of disks.entries()) await write(vm.id, i, Math.floor(size / 3 / 4096) * 4096, randomBytes(64 * 1024));
-    await pair.primary.ok("POST", `/api/v1/vms/${vm.id}/replication`, {
-      replicaServer: "hv02.lab.test",
-      replicaPort: pair.replica.ports.https,
-      frequencySeconds: 900,
-      startInitialReplication: false,
-      ...extra,
-    });
-    await replicateNow(vm.id);
-    return vm.id;
-  }
-
-  /** Writes straight into the primary's image while its agent is stopped (tracking off). */
-  async function writeBehindTheAgentsBack(vmId: string, writes: [number, number][]): Promise<void> {
-    await pair.primary.stop();
-    const fh = await open(join(pair.dir, "hv01", "vms", vmId, "disk0.raw"), "r+");
-    for (const [offset, length] of writes) await fh.write(randomBytes(length), 0, length, offset);
-    await fh.close();
-    await pair.primary.start();
-  }
-
-  async function resyncAndWait(vmId: string): Promise<void> {
-    const mark = (await events(vmId, pair.primary)).at(-1)?.id ?? 0;
-    await pair.primary.ok("POST", `/api/v1/vms/${vmId}/replication/resynchronize`, {});
-    await waitFor("resynchronization to complete", async () => (await events(vmId, pair.primary)).find((e) => e.id > mark && e.kind === "replication.resync-complete"), 120_000, 200);
-  }
+  const replicated = (name: string, disks: number[], extra: Record<string, unknown> = {}) => replicatedOverHttp(name, disks, { replicaPort: pair.replica.ports.https, authMode: "https", ...extra });
 
   // ---------------------------------------------------------------------------------------
   // Views that must stay frozen

@@ -18,22 +18,9 @@ import { blockHashesMac, hashBlocks, HASH_BYTES } from "./replication/block-hash
 import { signRequest } from "./transport/peer-client.js";
 import type { CycleOutcome } from "./replication/primary.js";
 import { diskHash, REPL_TOKEN, startPair, waitFor, type Pair, type VmView } from "./testing/harness.js";
+import { replicationHelpers } from "./testing/replication-helpers.js";
 
 const MiB = 1024 * 1024;
-
-interface Rel {
-  state: string;
-  reason: string | null;
-  lastAckedSeq: number;
-  resync?: { comparedBytes: number; totalBytes: number } | null;
-  stats: { lastError: string | null };
-}
-interface Ev {
-  id: number;
-  kind: string;
-  message: string;
-  data: { comparedBytes?: number; differingBytes?: number; totalBytes?: number } | null;
-}
 
 type BlockReq = { disk: number; blockSize: number; ranges: [number, number][] };
 type Rewrite = (req: BlockReq, answer: { hashes: string; mac: string | null }) => { req?: BlockReq; answer?: unknown };
@@ -105,23 +92,10 @@ describe("resynchronization over HTTP, adversarially", () => {
   });
   afterAll(async () => pair?.cleanup());
 
-  const rel = async (vmId: string) => (await pair.primary.ok<Rel[]>("GET", `/api/v1/vms/${vmId}/replication`))[0]!;
-  const events = (vmId: string, host = pair.primary) => host.ok<Ev[]>("GET", `/api/v1/events?vmId=${vmId}&limit=1000`);
-  const lastEventId = async (vmId: string) => (await events(vmId)).at(-1)?.id ?? 0;
+  const { rel, events, lastEventId, writeBehindTheAgentsBack, completion } = replicationHelpers(() => pair);
 
-  /** Writes straight into the primary's image while its agent is stopped (tracking off). */
-  async function writeBehindTheAgentsBack(vmId: string, writes: [number, number][]): Promise<void> {
-    await pair.primary.stop();
-    const fh = await open(join(pair.dir, "hv01", "vms", vmId, "disk0.raw"), "r+");
-    for (const [offset, length] of writes) await fh.write(randomBytes(length), 0, length, offset);
-    await fh.close();
-    await pair.primary.start();
-    expect((await rel(vmId)).state).toBe("Resynchronization required");
-  }
 
-  async function completion(vmId: string, after: number, timeoutMs = 120_000): Promise<Ev> {
-    return waitFor("resynchronization to complete", async () => (await events(vmId)).find((e) => e.id > after && e.kind === "replication.resync-complete"), timeoutMs, 200);
-  }
+
 
   it("answers bad block-hashes requests with a 4xx naming the field, and good ones with hashes of the replica's blocks, signed", async () => {
     const vm = await pair.primary.ok<VmView>("POST", "/api/v1/vms", { name: "hashes-direct", disks: [{ sizeBytes: 4 * MiB }] });

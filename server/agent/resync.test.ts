@@ -5,27 +5,15 @@
  * or at a scheduled time, deletes the replica's older recovery points, and ends with equal disks.
  */
 import { randomBytes } from "node:crypto";
-import { copyFile, open } from "node:fs/promises";
+import { copyFile } from "node:fs/promises";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CycleOutcome } from "./replication/primary.js";
-import { diskHash, startPair, waitFor, type Pair, type VmView } from "./testing/harness.js";
+import { diskHash, startPair, waitFor, type Pair } from "./testing/harness.js";
+import { replicationHelpers, type EventRow as Ev, type RelView as Rel } from "./testing/replication-helpers.js";
 
 const MiB = 1024 * 1024;
 const HOUR = 3600_000;
-
-interface Rel {
-  state: string;
-  reason: string | null;
-  resync?: { comparedBytes: number; totalBytes: number } | null;
-}
-interface Ev {
-  id: number;
-  kind: string;
-  message: string;
-  data: { comparedBytes?: number; differingBytes?: number; totalBytes?: number } | null;
-}
 
 describe("resynchronization", () => {
   let pair: Pair;
@@ -35,46 +23,10 @@ describe("resynchronization", () => {
   });
   afterAll(async () => pair?.cleanup());
 
-  const rel = async (vmId: string) => (await pair.primary.ok<Rel[]>("GET", `/api/v1/vms/${vmId}/replication`))[0]!;
-  const events = (vmId: string, host = pair.primary) => host.ok<Ev[]>("GET", `/api/v1/events?vmId=${vmId}&limit=1000`);
-  const replicateNow = (vmId: string) => pair.primary.ok<CycleOutcome>("POST", `/api/v1/vms/${vmId}/replication/replicate-now`);
-
-  async function replicated(name: string, sizeBytes: number, extra: Record<string, unknown> = {}): Promise<string> {
-    const vm = await pair.primary.ok<VmView>("POST", "/api/v1/vms", { name, disks: [{ sizeBytes }] });
-    for (let i = 0; i < 6; i++) await pair.primary.ok("PUT", `/api/v1/vms/${vm.id}/disks/0/data?offset=${i * (sizeBytes / 8)}`, randomBytes(64 * 1024));
-    await pair.primary.ok("POST", `/api/v1/vms/${vm.id}/replication`, {
-      replicaServer: "hv02.lab.test",
-      replicaPort: pair.replica.ports.http,
-      authMode: "http",
-      frequencySeconds: 900,
-      startInitialReplication: false,
-      ...extra,
-    });
-    expect((await replicateNow(vm.id)).ok).toBe(true);
-    return vm.id;
-  }
-
-  /** Writes straight into the primary's image while its agent is stopped (tracking off). */
-  async function writeBehindTheAgentsBack(vmId: string, writes: [number, number][]): Promise<void> {
-    await pair.primary.stop();
-    const fh = await open(join(pair.dir, "hv01", "vms", vmId, "disk0.raw"), "r+");
-    for (const [offset, length] of writes) await fh.write(randomBytes(length), 0, length, offset);
-    await fh.close();
-    await pair.primary.start();
-  }
-
-  async function resyncAndWait(vmId: string): Promise<Ev> {
-    const mark = (await events(vmId)).at(-1)?.id ?? 0;
-    await pair.primary.ok("POST", `/api/v1/vms/${vmId}/replication/resynchronize`, {});
-    return completion(vmId, mark);
-  }
-
-  async function completion(vmId: string, after: number): Promise<Ev> {
-    return waitFor("resynchronization to complete", async () => (await events(vmId)).find((e) => e.id > after && e.kind === "replication.resync-complete"), 120_000, 200);
-  }
+  const { rel, events, replicateNow, replicated, writeBehindTheAgentsBack, resyncAndWait, completion } = replicationHelpers(() => pair);
 
   it("repairs a disk changed while tracking was off, sending exactly the differing blocks", async () => {
-    const vmId = await replicated("changed-offline", 64 * MiB, { recoveryHistory: 2 });
+    const vmId = await replicated("changed-offline", [64 * MiB], { recoveryHistory: 2 });
     await pair.advanceClock(HOUR);
     await pair.primary.ok("PUT", `/api/v1/vms/${vmId}/disks/0/data?offset=0`, randomBytes(4096));
     expect((await replicateNow(vmId)).ok).toBe(true);
@@ -100,7 +52,7 @@ describe("resynchronization", () => {
   });
 
   it("repairs a replica restored from an old backup (it holds less than it acknowledged)", async () => {
-    const vmId = await replicated("restored", 32 * MiB);
+    const vmId = await replicated("restored", [32 * MiB]);
     const replicaDir = join(pair.dir, "hv02", "replicas", vmId);
     await pair.replica.stop();
     await copyFile(join(replicaDir, "disk0.raw"), join(pair.dir, "backup.raw"));
@@ -129,7 +81,7 @@ describe("resynchronization", () => {
   });
 
   it("requires a resynchronization when pending changes exceed half the disk", async () => {
-    const vmId = await replicated("paused-long", 8 * MiB);
+    const vmId = await replicated("paused-long", [8 * MiB]);
     await pair.primary.ok("POST", `/api/v1/vms/${vmId}/replication/pause`);
     await pair.primary.ok("PUT", `/api/v1/vms/${vmId}/disks/0/data?offset=${MiB}`, randomBytes(5 * MiB));
     await pair.primary.ok("POST", `/api/v1/vms/${vmId}/replication/resume`);
@@ -142,7 +94,7 @@ describe("resynchronization", () => {
 
   it("can be paused and continues where it stopped", async () => {
     const size = 640 * MiB;
-    const vmId = await replicated("big-resync", size);
+    const vmId = await replicated("big-resync", [size]);
     const writes: [number, number][] = [
       [10 * MiB, 4096],
       [300 * MiB, 8192],
@@ -168,7 +120,7 @@ describe("resynchronization", () => {
   });
 
   it("starts by itself at a scheduled time, or at once under the automatic policy", async () => {
-    const vmId = await replicated("scheduled", 16 * MiB);
+    const vmId = await replicated("scheduled", [16 * MiB]);
     await writeBehindTheAgentsBack(vmId, [[MiB, 4096]]);
     const at = new Date(Date.now() + 2 * HOUR).toISOString();
     const scheduled = await pair.primary.ok<Rel & { resyncAt: string }>("POST", `/api/v1/vms/${vmId}/replication/resynchronize`, { at });
@@ -179,13 +131,13 @@ describe("resynchronization", () => {
 
     await pair.primary.ok("PATCH", `/api/v1/vms/${vmId}/replication`, { resyncPolicy: { mode: "automatic" } });
     const again = (await events(vmId)).at(-1)!.id;
-    await writeBehindTheAgentsBack(vmId, [[2 * MiB, 4096]]);
+    await writeBehindTheAgentsBack(vmId, [[2 * MiB, 4096]], { resyncStartsByItself: true });
     expect((await completion(vmId, again)).data?.differingBytes).toBe(4096);
     expect(await diskHash(pair.replica, vmId)).toBe(await diskHash(pair.primary, vmId));
   });
 
   it("refuses what makes no sense, clearly", async () => {
-    const vmId = await replicated("healthy", 4 * MiB);
+    const vmId = await replicated("healthy", [4 * MiB]);
     const now = await pair.primary.api("POST", `/api/v1/vms/${vmId}/replication/resynchronize`, {});
     expect(now.status).toBe(409);
     expect(JSON.stringify(now.body)).toMatch(/starts from Resynchronization required/);

@@ -4,10 +4,13 @@ import type { Db } from "../console/db/client.js";
 import type { SessionUser } from "../console/auth/roles.js";
 import { readCookie, userOfSession } from "../console/auth/sessions.js";
 import type { Fleet } from "../fleet/fleet.js";
+import type { JobRunner } from "../jobs/runner.js";
 
 export interface ConsoleServices {
   db: Db;
   fleet: Fleet;
+  /** Console jobs: operations that span two hosts (server/jobs). */
+  jobs: JobRunner;
   sessionHours: number;
 }
 

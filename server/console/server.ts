@@ -7,9 +7,13 @@ import type { AddressInfo } from "node:net";
 import next from "next";
 import { ROOT } from "../agent/agent-process.js";
 import { trpcHandler, TRPC_PATH } from "../api/http.js";
+import { serveStatisticsCsv, STATISTICS_CSV_PATH } from "../api/statistics-csv.js";
+import { Alerter } from "../fleet/alerts.js";
+import { dashboardKeyOf, dashboardLinkOf } from "./auth/dashboard-links.js";
 import { Fleet } from "../fleet/fleet.js";
 import { loadConsoleTls } from "../fleet/transport.js";
-import { attachRealtime, realtimeNotifier, type RealtimeServer } from "../realtime/socket.js";
+import { JobRunner, jobFailpoint } from "../jobs/runner.js";
+import { attachRealtime, jobNotifier, realtimeNotifier, type RealtimeServer } from "../realtime/socket.js";
 import { ensureAdministrator } from "./auth/first-run.js";
 import { readCookie, userOfSession } from "./auth/sessions.js";
 import { createDb, type Db } from "./db/client.js";
@@ -50,8 +54,10 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
 
   let io: RealtimeServer | undefined;
   const tls = loadConsoleTls({ cert: env.RM_AGENT_TLS_CERT, key: env.RM_AGENT_TLS_KEY, ca: env.RM_AGENT_TLS_CA });
-  const fleet = new Fleet(db, realtimeNotifier(() => io), tls);
-  const trpc = trpcHandler({ db, fleet, sessionHours: env.RM_SESSION_HOURS });
+  const alerter = new Alerter(db);
+  const fleet = new Fleet(db, alerter.watching(realtimeNotifier(() => io)), tls);
+  const jobs = new JobRunner(db, fleet, jobNotifier(() => io), { beforeStep: jobFailpoint(process.env.RM_JOB_FAILPOINT) });
+  const trpc = trpcHandler({ db, fleet, jobs, sessionHours: env.RM_SESSION_HOURS });
 
   /** Runs `signedIn` or `anonymous` by the request's session cookie. */
   const bySession = (req: IncomingMessage, res: ServerResponse, signedIn: () => void, anonymous: () => void): void =>
@@ -70,6 +76,11 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
     const toNext = () => void handleNext(req, res);
     if (url.startsWith(`${TRPC_PATH}/`)) return trpc(req, res);
     if (req.method !== "GET") return toNext();
+    if (page === STATISTICS_CSV_PATH) return void serveStatisticsCsv({ db, fleet }, req, res);
+    // The wall dashboard opens without a session when its read-only link's key is valid.
+    if (page === "/dashboard" && dashboardKeyOf(url)) {
+      return void dashboardLinkOf(db, dashboardKeyOf(url)).then((id) => (id ? toNext() : void res.writeHead(403, { "content-type": "text/plain; charset=utf-8" }).end("This dashboard link is not valid or was revoked. Ask an Administrator for a new one.")), () => res.writeHead(500).end("internal error"));
+    }
     // Signed in already: the sign-in page sends on to the manager.
     if (page === "/login") return bySession(req, res, redirect(res, "/"), toNext);
     if (!OPEN.test(url) && !/\.\w+$/.test(page)) return bySession(req, res, toNext, redirect(res, "/login"));
@@ -81,6 +92,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
     http.listen(env.PORT, env.HOST, () => ok());
   });
   await fleet.start();
+  await jobs.start();
   const port = (http.address() as AddressInfo).port;
 
   return {
@@ -90,6 +102,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
     firstRunAdmin,
     appliedMigrations,
     async close() {
+      await jobs.stop();
       await fleet.stop();
       const closed = new Promise<void>((ok) => io!.close(() => ok()));
       http.closeAllConnections();

@@ -6,6 +6,7 @@
 import type { z } from "zod";
 import { AgentErrorBody, AgentHostInfo, AgentVm } from "./agent-schemas.js";
 import { describe } from "./event-stream.js";
+import { AgentCycle, AgentStatistics } from "./statistics-schemas.js";
 import { agentFetch, type AgentAuth } from "./transport.js";
 import { ReplicaServerSettings, type CreateVmBody, type PowerAction, type WorkloadSpec } from "../shared/agent-api.js";
 
@@ -16,6 +17,8 @@ export class AgentCallError extends Error {
     readonly status: number,
     readonly code: string,
     readonly issues: { field: string; message: string }[] = [],
+    /** The error's `details` as the agent sent them (e.g. `steps` of a refused failover). */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
   }
@@ -29,14 +32,15 @@ export class AgentClient {
     private readonly auth: AgentAuth,
   ) {}
 
-  private async call<S extends z.ZodType>(schema: S | null, method: string, path: string, body?: unknown): Promise<z.infer<S>> {
+  /** One call to the agent; modules of the fleet build their calls on it (replication-calls.ts). */
+  async call<S extends z.ZodType>(schema: S | null, method: string, path: string, body?: unknown, timeoutMs = TIMEOUT_MS): Promise<z.infer<S>> {
     let res: Awaited<ReturnType<typeof agentFetch>>;
     try {
       res = await agentFetch(`${this.address}/api/v1${path}`, this.auth, {
         method,
         headers: body !== undefined ? { "content-type": "application/json" } : {},
         body: body !== undefined ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(TIMEOUT_MS),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
       const why = (err as Error).name === "TimeoutError" ? "the agent did not answer in time" : describe(err);
@@ -47,7 +51,7 @@ export class AgentClient {
       const parsed = AgentErrorBody.safeParse(safeJson(text));
       if (parsed.success) {
         const e = parsed.data.error;
-        throw new AgentCallError(e.message, res.status, e.code, e.details?.issues ?? []);
+        throw new AgentCallError(e.message, res.status, e.code, e.details?.issues ?? [], e.details ?? {});
       }
       throw new AgentCallError(`the agent answered ${res.status}`, res.status, "HTTP_ERROR");
     }
@@ -77,6 +81,26 @@ export class AgentClient {
   }
   setWorkload(vmId: string, workload: z.input<typeof WorkloadSpec>) {
     return this.call(AgentVm, "PUT", `/vms/${encodeURIComponent(vmId)}/workload`, workload);
+  }
+  /** View Replication Health: statistics, Reset Statistics, Save As (CSV), cycle history. */
+  statistics(vmId: string) {
+    return this.call(AgentStatistics, "GET", `/vms/${encodeURIComponent(vmId)}/replication/statistics`);
+  }
+  resetStatistics(vmId: string) {
+    return this.call(AgentStatistics, "POST", `/vms/${encodeURIComponent(vmId)}/replication/statistics/reset`);
+  }
+  cycles(vmId: string, limit: number) {
+    return this.call(AgentCycle.array(), "GET", `/vms/${encodeURIComponent(vmId)}/replication/cycles?limit=${limit}`);
+  }
+  async statisticsCsv(vmId: string): Promise<{ csv: string; filename: string }> {
+    const res = await agentFetch(`${this.address}/api/v1/vms/${encodeURIComponent(vmId)}/replication/statistics.csv`, this.auth, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+    const csv = await res.text();
+    if (!res.ok) {
+      const parsed = AgentErrorBody.safeParse(safeJson(csv));
+      throw new AgentCallError(parsed.success ? parsed.data.error.message : `the agent answered ${res.status}`, res.status, parsed.success ? parsed.data.error.code : "HTTP_ERROR");
+    }
+    const filename = /filename="([^"]+)"/.exec(res.headers.get("content-disposition") ?? "")?.[1] ?? "replication-statistics.csv";
+    return { csv, filename };
   }
   replicaServer() {
     return this.call(ReplicaServerSettings, "GET", "/replica-server");

@@ -88,6 +88,8 @@ export const AgentVm = z.object({
   cpus: z.number().int(),
   memoryMiB: z.number().int(),
   assignedMemoryMiB: z.number().int(),
+  /** Running VMs only; agents before 0.3 do not report it. */
+  cpuUsagePercent: z.number().nullable().optional(),
   uptimeSeconds: z.number(),
   disks: z.array(DiskInfo),
   workload: z.object({ pattern: z.string(), rateMiBps: z.number() }),
@@ -99,6 +101,13 @@ export const AgentVm = z.object({
   replication: z.array(AgentRelationship),
 });
 export type AgentVm = z.infer<typeof AgentVm>;
+
+/** An event stream's `metrics` message: the CPU usage of the host's running VMs. */
+export const AgentMetrics = z.object({
+  ts: z.string(),
+  vms: z.array(z.object({ id: z.string(), cpuUsagePercent: z.number() })),
+});
+export type AgentMetrics = z.infer<typeof AgentMetrics>;
 
 export const AgentEvent = z.object({
   id: z.number().int(),

@@ -2,13 +2,15 @@
  * Follows an agent's event stream (server-sent events), resuming from the last event id
  * after a drop so nothing is missed or seen twice. Every event is parsed before use.
  */
-import { AgentEvent } from "./agent-schemas.js";
+import { AgentEvent, AgentMetrics } from "./agent-schemas.js";
 import { agentFetch, type AgentAuth } from "./transport.js";
 
 export interface EventStreamOptions {
   url: string;
   auth: AgentAuth;
   onEvent(e: AgentEvent): void;
+  /** Asks for `metrics` messages (CPU usage of running VMs) every this many seconds. */
+  metrics?: { everySeconds: number; onMetrics(m: AgentMetrics): void };
   onStatus?(status: "connected" | "disconnected", error?: string): void;
   lastEventId?: number;
 }
@@ -49,7 +51,8 @@ export class AgentEventStream {
 
   private async follow(): Promise<void> {
     this.controller = new AbortController();
-    const res = await agentFetch(`${this.opts.url}/api/v1/events/stream`, this.opts.auth, {
+    const query = this.opts.metrics ? `?metricsSeconds=${this.opts.metrics.everySeconds}` : "";
+    const res = await agentFetch(`${this.opts.url}/api/v1/events/stream${query}`, this.opts.auth, {
       headers: { "last-event-id": String(this.lastEventId), accept: "text/event-stream" },
       signal: this.controller.signal,
     });
@@ -63,12 +66,16 @@ export class AgentEventStream {
       while ((end = buffer.indexOf("\n\n")) >= 0) {
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
-        const data = block
-          .split("\n")
+        const lines = block.split("\n");
+        const data = lines
           .filter((l) => l.startsWith("data: "))
           .map((l) => l.slice(6))
           .join("\n");
         if (!data) continue;
+        if (lines.includes("event: metrics")) {
+          this.opts.metrics?.onMetrics(AgentMetrics.parse(JSON.parse(data)));
+          continue;
+        }
         const event = AgentEvent.parse(JSON.parse(data));
         if (event.id <= this.lastEventId) continue;
         this.lastEventId = event.id;

@@ -8,8 +8,9 @@ import type { AgentRelationship, AgentVm } from "./agent-schemas.js";
 import { replicationHealth } from "./health.js";
 import { HostLink } from "./host-link.js";
 import type { AgentAuth, ConsoleTls } from "./transport.js";
+import { VmMetricsStore } from "./metrics.js";
 import { hostView, type FleetNotifier, type HostView } from "./views.js";
-import { vmView } from "./vm-model.js";
+import { vmView, type VmView } from "./vm-model.js";
 
 export class FleetError extends Error {
   constructor(
@@ -28,6 +29,7 @@ const HEALTH_RECHECK_MS = 60_000;
 export class Fleet {
   private readonly links = new Map<string, HostLink>();
   private recheck: NodeJS.Timeout | undefined;
+  private readonly metrics = new VmMetricsStore();
 
   constructor(
     private readonly db: Db,
@@ -65,7 +67,7 @@ export class Fleet {
         where: { hostId_vmId: { hostId: row.hostId, vmId: row.vmId } },
         data: { replicationHealth: verdict.health, healthReasons: verdict.reasons },
       });
-      this.notify.vmChanged(vmView(saved));
+      this.notify.vmChanged(this.view(saved));
       changed++;
     }
     return changed;
@@ -107,6 +109,7 @@ export class Fleet {
     const host = await this.hostOrThrow(id);
     await this.links.get(id)?.stop();
     this.links.delete(id);
+    this.metrics.forgetHost(id);
     await this.db.host.delete({ where: { id } });
     this.notify.hostRemoved(id);
     return hostView(host);
@@ -120,6 +123,11 @@ export class Fleet {
     const host = await this.db.host.findUnique({ where: { id } });
     if (!host) throw new FleetError("NOT_FOUND", "no such host: it may have been removed", "hostId");
     return host;
+  }
+
+  /** A cached VM row as the browser sees it, with the figures kept in memory (CPU usage). */
+  view(row: Parameters<typeof vmView>[0]): VmView {
+    return vmView(row, this.metrics.cpuUsage(row.hostId, row.vmId));
   }
 
   link(hostId: string): HostLink {
@@ -137,7 +145,7 @@ export class Fleet {
   }
 
   private startLink(host: { id: string; name: string; address: string; auth: string; token: string | null; lastEventId: number }): void {
-    const link = new HostLink(host, this.authOf(host), this.db, this.notify);
+    const link = new HostLink(host, this.authOf(host), this.db, this.notify, this.metrics);
     this.links.set(host.id, link);
     link.start();
   }

@@ -9,6 +9,7 @@ import { AgentCallError, AgentClient } from "./agent-client.js";
 import type { AgentEvent, AgentVm } from "./agent-schemas.js";
 import { AgentEventStream, describe } from "./event-stream.js";
 import type { AgentAuth } from "./transport.js";
+import type { VmMetricsStore } from "./metrics.js";
 import { vmRow, vmView } from "./vm-model.js";
 import { eventView, hostView, type FleetNotifier, type HostStatus } from "./views.js";
 
@@ -17,6 +18,8 @@ const BACKFILL_EVENTS = 500;
 /** Events kept per host, as many as an agent keeps itself. */
 export const KEEP_EVENTS = 20_000;
 const BATCH_MS = 40;
+/** How often agents send the CPU usage of their running VMs. */
+const METRICS_SECONDS = 2;
 
 export interface HostRecord {
   id: string;
@@ -43,6 +46,7 @@ export class HostLink {
     private readonly auth: AgentAuth,
     private readonly db: Db,
     private readonly notify: FleetNotifier,
+    private readonly metrics: VmMetricsStore,
   ) {
     this.client = new AgentClient(host.address, auth);
     this.lastTaken = host.lastEventId;
@@ -72,15 +76,16 @@ export class HostLink {
   /** Puts a VM as just answered by the agent into the cache (after a power action, a create). */
   applyVm(vm: AgentVm): Promise<void> {
     return this.enqueue(async () => {
-      const row = vmRow(this.host.id, this.host.name, vm);
+      const row = this.row(vm);
       const saved = await this.db.vm.upsert({ where: { hostId_vmId: { hostId: this.host.id, vmId: vm.id } }, create: row, update: row });
-      this.notify.vmChanged(vmView(saved));
+      this.notify.vmChanged(this.view(saved));
     });
   }
 
   removeVm(vmId: string): Promise<void> {
     return this.enqueue(async () => {
       await this.db.vm.deleteMany({ where: { hostId: this.host.id, vmId } });
+      this.metrics.set(this.host.id, vmId, null);
       this.notify.vmRemoved(this.host.id, vmId);
     });
   }
@@ -93,6 +98,13 @@ export class HostLink {
       auth: this.auth,
       lastEventId: Math.max(0, from),
       onEvent: (e) => this.take(e),
+      metrics: {
+        everySeconds: METRICS_SECONDS,
+        onMetrics: (m) => {
+          const changes = this.metrics.replaceHost(this.host.id, m.vms);
+          if (changes.length) this.notify.vmMetrics(this.host.id, changes);
+        },
+      },
       onStatus: (s, error) => {
         if (s === "connected") void this.resync().catch(() => {});
         else void this.setStatus("unreachable", error ?? "disconnected").catch((err) => console.error(`console: status of ${this.host.name}: ${describe(err)}`));
@@ -107,6 +119,16 @@ export class HostLink {
         .catch(() => {})
         .finally(() => !this.stopped && this.stream?.start());
     } else this.stream.start();
+  }
+
+  /** The cache row of a VM as the agent answered it; its CPU usage goes to the metrics. */
+  private row(vm: AgentVm) {
+    this.metrics.set(this.host.id, vm.id, vm.cpuUsagePercent);
+    return vmRow(this.host.id, this.host.name, vm);
+  }
+
+  private view(row: Parameters<typeof vmView>[0]) {
+    return vmView(row, this.metrics.cpuUsage(row.hostId, row.vmId));
   }
 
   private enqueue(job: () => Promise<void>): Promise<void> {
@@ -137,7 +159,7 @@ export class HostLink {
     const settled = await Promise.allSettled(vmIds.map(async (id) => [id, await this.vmOrGone(id)] as const));
     const fetched = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
     const last = events[events.length - 1]!.id;
-    const rows = fetched.flatMap(([, vm]) => (vm ? [vmRow(this.host.id, this.host.name, vm)] : []));
+    const rows = fetched.flatMap(([, vm]) => (vm ? [this.row(vm)] : []));
     const gone = fetched.filter(([, vm]) => vm === null).map(([id]) => id);
     await this.db.$transaction([
       this.db.event.createMany({
@@ -156,7 +178,7 @@ export class HostLink {
 
   private async announce(changed: string[], gone: string[]): Promise<void> {
     if (changed.length) {
-      for (const row of await this.db.vm.findMany({ where: { hostId: this.host.id, vmId: { in: changed } } })) this.notify.vmChanged(vmView(row));
+      for (const row of await this.db.vm.findMany({ where: { hostId: this.host.id, vmId: { in: changed } } })) this.notify.vmChanged(this.view(row));
     }
     for (const id of gone) this.notify.vmRemoved(this.host.id, id);
   }
@@ -188,7 +210,7 @@ export class HostLink {
       await this.setStatus("unreachable", err instanceof AgentCallError ? err.message : describe(err));
       throw err;
     }
-    const rows = vms.map((vm) => vmRow(this.host.id, this.host.name, vm));
+    const rows = vms.map((vm) => this.row(vm));
     const before = await this.db.vm.findMany({ where: { hostId: this.host.id }, select: { vmId: true } });
     const gone = before.map((v) => v.vmId).filter((id) => !vms.some((vm) => vm.id === id));
     await this.db.$transaction([

@@ -44,5 +44,7 @@ export interface FleetNotifier {
   hostRemoved(hostId: string): void;
   vmChanged(vm: import("./vm-model.js").VmView): void;
   vmRemoved(hostId: string, vmId: string): void;
+  /** CPU usage of a host's VMs changed (null: the VM stopped). */
+  vmMetrics(hostId: string, changes: import("./metrics.js").VmMetricsChange[]): void;
   events(hostId: string, events: EventView[]): void;
 }

@@ -34,6 +34,8 @@ export interface VmView {
   cpus: number;
   memoryMiB: number;
   assignedMemoryMiB: number;
+  /** Share of its virtual processors the VM uses now (running VMs), 0-100; else null. */
+  cpuUsagePercent: number | null;
   /** Start of the current Running/Paused period (uptime counts from it), else null. */
   upSince: string | null;
   isReplica: boolean;
@@ -98,7 +100,7 @@ interface StoredVm {
   updatedAt: Date;
 }
 
-export function vmView(row: StoredVm): VmView {
+export function vmView(row: StoredVm, cpuUsagePercent: number | null = null): VmView {
   const rel = row.relationship as (AgentRelationship & { hostName: string }) | null;
   return {
     hostId: row.hostId,
@@ -108,6 +110,7 @@ export function vmView(row: StoredVm): VmView {
     cpus: row.cpus,
     memoryMiB: row.memoryMiB,
     assignedMemoryMiB: row.assignedMemoryMiB,
+    cpuUsagePercent: row.state === "Running" ? cpuUsagePercent : null,
     upSince: row.upSince?.toISOString() ?? null,
     isReplica: row.isReplica,
     testOf: (row.testOf as VmView["testOf"]) ?? null,

@@ -257,7 +257,15 @@ export const EventsQuery = z.object({
   after: z.coerce.number().int().min(0).default(0),
   limit: z.coerce.number().int().min(1).max(1000).default(200),
   vmId: VmId.optional(),
+  /** Event stream only: also send `metrics` (CPU usage of running VMs) every this many seconds. */
+  metricsSeconds: z.coerce.number().int().min(1, "metricsSeconds must be 1-60").max(60, "metricsSeconds must be 1-60").optional(),
 });
+
+/** What an event stream's `metrics` message carries (not stored, no id: a snapshot). */
+export interface VmMetrics {
+  ts: string;
+  vms: { id: string; cpuUsagePercent: number }[];
+}
 
 /** Agent to agent: the primary asks the replica server to create the replica VM. */
 export const CreateReplicaBody = z.object({

@@ -5,11 +5,33 @@
  * Replication wizard, Start Replication, Replication Settings, Pause/Resume, Resynchronize,
  * Import Initial Replica, View Replication Health, Remove Replication.
  */
+import { useQuery } from "@tanstack/react-query";
+import { useTRPC } from "@/components/lib/trpc";
 import type { ReplicationDialogRequest } from "@/components/manager/replication-items";
+import { EnableReplicationWizard } from "./enable-wizard";
+import { ReplicationSettingsDialog } from "./settings-dialog";
+import { ImportInitialReplicaDialog, PauseResume, RemoveReplicationDialog, ResynchronizeDialog, StartReplicationDialog } from "./simple-dialogs";
 
 export function ReplicationDialogs({ request, onClose }: { request: ReplicationDialogRequest; onClose(): void }) {
-  void onClose;
+  const trpc = useTRPC();
+  const hosts = useQuery(trpc.hosts.list.queryOptions());
+  const { vm } = request;
   switch (request.kind) {
+    case "enable":
+      return <EnableReplicationWizard vm={vm} hostName={hosts.data?.find((h) => h.id === vm.hostId)?.name ?? ""} onClose={onClose} />;
+    case "start-initial":
+      return <StartReplicationDialog vm={vm} onClose={onClose} />;
+    case "settings":
+      return <ReplicationSettingsDialog vm={vm} onClose={onClose} />;
+    case "pause":
+    case "resume":
+      return <PauseResume vm={vm} action={request.kind} onClose={onClose} />;
+    case "resynchronize":
+      return <ResynchronizeDialog vm={vm} onClose={onClose} />;
+    case "import-initial":
+      return <ImportInitialReplicaDialog vm={vm} onClose={onClose} />;
+    case "remove":
+      return <RemoveReplicationDialog vm={vm} onClose={onClose} />;
     default:
       return null;
   }

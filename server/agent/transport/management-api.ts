@@ -14,6 +14,7 @@ import {
   ImportInitialReplicaBody,
   ReplicaServerSettings,
   ResynchronizeBody,
+  type VmMetrics,
   ReverseReplicationBody,
   TestFailoverBody,
   UnplannedFailoverBody,
@@ -59,6 +60,7 @@ function vmView(vm: LabVm, ctx: ManagementContext) {
     cpus: c.cpus,
     memoryMiB: c.memoryMiB,
     assignedMemoryMiB: running ? c.memoryMiB : 0,
+    cpuUsagePercent: c.state === "Running" ? vm.workload.cpuUsagePercent(c.cpus) : null,
     uptimeSeconds: running ? Math.floor((Date.now() - Date.parse(c.stateChangedAt)) / 1000) : 0,
     disks: c.disks.map((d) => ({ index: d.index, sizeBytes: d.sizeBytes })),
     workload: c.workload,
@@ -294,11 +296,18 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
   app.addHook("preClose", async () => {
     for (const res of streams) res.end();
   });
-  app.get("/api/v1/events/stream", (req, reply) => streamEvents(req.headers["last-event-id"], req.query, reply, ctx.events, streams));
+  const metrics = (): VmMetrics => ({
+    ts: new Date().toISOString(),
+    vms: ctx.hypervisor
+      .list()
+      .filter((vm) => vm.config.state === "Running")
+      .map((vm) => ({ id: vm.id, cpuUsagePercent: vm.workload.cpuUsagePercent(vm.config.cpus) })),
+  });
+  app.get("/api/v1/events/stream", (req, reply) => streamEvents(req.headers["last-event-id"], req.query, reply, ctx.events, streams, metrics));
 }
 
 /** Server-sent events: the backlog after Last-Event-ID (or ?after=), then live events. */
-function streamEvents(lastId: string | string[] | undefined, query: unknown, reply: FastifyReply, events: EventLog, streams: Set<FastifyReply["raw"]>): void {
+function streamEvents(lastId: string | string[] | undefined, query: unknown, reply: FastifyReply, events: EventLog, streams: Set<FastifyReply["raw"]>, metrics: () => VmMetrics): void {
   const q = parse(EventsQuery, query, "query");
   let after = typeof lastId === "string" && /^\d+$/.test(lastId) ? Number(lastId) : q.after;
   reply.hijack();
@@ -317,9 +326,12 @@ function streamEvents(lastId: string | string[] | undefined, query: unknown, rep
   live.forEach(send);
   backfilling = false;
   const ping = setInterval(() => res.write(": ping\n\n"), 15_000);
+  // No id: a snapshot that a reconnecting reader does not need replayed.
+  const tick = q.metricsSeconds ? setInterval(() => res.write(`event: metrics\ndata: ${JSON.stringify(metrics())}\n\n`), q.metricsSeconds * 1000) : undefined;
   streams.add(res);
   res.on("close", () => {
     clearInterval(ping);
+    clearInterval(tick);
     unsubscribe();
     streams.delete(res);
   });

@@ -56,7 +56,7 @@ describe("auth", () => {
     const session = (await userOfSession(f.db, token))!;
     const { createCaller } = await import("../root.js");
     const cookies: string[] = [];
-    const caller = createCaller({ db: f.db, fleet: f.fleet, sessionHours: 1, user: session.user, sessionId: session.sessionId, setCookie: (c) => void cookies.push(c), secure: false });
+    const caller = createCaller({ db: f.db, fleet: f.fleet, jobs: f.jobs, sessionHours: 1, user: session.user, sessionId: session.sessionId, setCookie: (c) => void cookies.push(c), secure: false });
     await caller.auth.logout();
     expect(await userOfSession(f.db, token)).toBeNull();
     expect(cookies[0]).toContain("Max-Age=0");

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { EventSeverity } from "../../shared/replication.js";
 import { eventView } from "../../fleet/views.js";
+import { alertEvents } from "../../fleet/alert-events.js";
 import { adminProcedure, protectedProcedure, router } from "../trpc.js";
 
 export const eventsRouter = router({
@@ -15,13 +16,15 @@ export const eventsRouter = router({
       }),
     )
     .query(async ({ ctx, input }) => {
-      await ctx.fleet.hostOrThrow(input.hostId);
+      const host = await ctx.fleet.hostOrThrow(input.hostId);
       const rows = await ctx.db.event.findMany({
         where: { hostId: input.hostId, ...(input.severity ? { severity: { in: input.severity } } : {}), ...(input.vmId ? { vmId: input.vmId } : {}) },
         orderBy: { agentEventId: "desc" },
         take: input.limit,
       });
-      return rows.map(eventView);
+      // The console's own lines (alerts delivered or failed) among the agent's, by time.
+      const alerts = await alertEvents(ctx.db, host, input);
+      return [...rows.map(eventView), ...alerts].sort((a, b) => b.ts.localeCompare(a.ts)).slice(0, input.limit);
     }),
 
   audit: adminProcedure.input(z.object({ limit: z.number().int().min(1).max(1000).default(200) })).query(({ ctx, input }) =>

@@ -70,7 +70,7 @@ describe("hosts over mutual TLS", () => {
   });
 });
 
-const silent = { hostChanged() {}, hostRemoved() {}, vmChanged() {}, vmRemoved() {}, events() {} };
+const silent = { hostChanged() {}, hostRemoved() {}, vmChanged() {}, vmRemoved() {}, vmMetrics() {}, events() {} };
 function ctxOf(fleet: Fleet) {
-  return { db: f.db, fleet, sessionHours: 1, user: null, sessionId: null, setCookie() {}, secure: false };
+  return { db: f.db, fleet, jobs: f.jobs, sessionHours: 1, user: null, sessionId: null, setCookie() {}, secure: false };
 }

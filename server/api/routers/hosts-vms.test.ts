@@ -101,6 +101,21 @@ describe("vms", () => {
     await f.as("Administrator").vms.setWorkload({ hostId: hv01, vmId, workload: { pattern: "idle", rateMiBps: 1 } });
   });
 
+  it("shows the CPU usage of running VMs as the agent measures it, live", async () => {
+    await f.as("Administrator").vms.setWorkload({ hostId: hv01, vmId, workload: { pattern: "sequential-1m", rateMiBps: 128 } });
+    f.notices.length = 0;
+    const busy = await waitFor("CPU usage above 0 %", async () => ((await f.as("Viewer").vms.get({ hostId: hv01, vmId })).cpuUsagePercent ?? 0) > 0, 10_000, 100);
+    expect(busy).toBe(true);
+    const metrics = f.notices.filter((n) => n.type === "vmMetrics");
+    expect(metrics[0]?.payload).toEqual([hv01, expect.arrayContaining([{ vmId, cpuUsagePercent: expect.any(Number) }])]);
+    await f.as("Administrator").vms.setWorkload({ hostId: hv01, vmId, workload: { pattern: "idle", rateMiBps: 1 } });
+    await waitFor("back to 0 % when idle", async () => (await f.as("Viewer").vms.get({ hostId: hv01, vmId })).cpuUsagePercent === 0, 10_000, 100);
+    // Not running: no figure, as in Hyper-V Manager.
+    const other = await f.as("Administrator").vms.create(newVm(hv01, "cpu-off"));
+    expect((await f.as("Viewer").vms.get({ hostId: hv01, vmId: other.vmId })).cpuUsagePercent).toBeNull();
+    await f.as("Administrator").vms.delete({ hostId: hv01, vmId: other.vmId });
+  });
+
   it("passes on the agent's refusal, and refuses power to Viewers", async () => {
     const e = await expectTrpcError(f.as("Operator").vms.power({ hostId: hv01, vmId, action: "start" }), "CONFLICT");
     expect(e.message).toMatch(/Running/);
@@ -160,7 +175,7 @@ describe("vms", () => {
     await admin.vms.delete({ hostId: hv01, vmId: other.vmId });
     expect((await admin.vms.list({ hostId: hv01 })).some((v) => v.vmId === other.vmId)).toBe(false);
     expect((await f.pair.primary.api("GET", `/api/v1/vms/${other.vmId}`)).status).toBe(404);
-    const audit = await f.db.auditEntry.findMany({ where: { action: "vms.delete" }, orderBy: { id: "asc" } });
+    const audit = await f.db.auditEntry.findMany({ where: { action: "vms.delete", target: { contains: "vm=scratch" } }, orderBy: { id: "asc" } });
     expect(audit.map((a) => `${a.userName}:${a.result}`)).toEqual(["operator:failure", "administrator:failure", "administrator:success"]);
     expect(audit.map((a) => a.target)).toEqual(Array(3).fill("host=hv01.lab.test vm=scratch"));
   });

@@ -1,7 +1,6 @@
 import { z } from "zod";
 import { PowerAction, VmName } from "../../shared/agent-api.js";
 import { WorkloadPattern } from "../../shared/replication.js";
-import { vmView } from "../../fleet/vm-model.js";
 import { FieldError } from "../errors.js";
 import { adminProcedure, operatorProcedure, protectedProcedure, router } from "../trpc.js";
 
@@ -25,13 +24,13 @@ export const vmsRouter = router({
   /** One host's VMs, or without hostId every host's (the Hyper-V Manager node). */
   list: protectedProcedure.input(z.object({ hostId: z.string().min(1, "hostId is required").optional() })).query(async ({ ctx, input }) => {
     if (input.hostId) await ctx.fleet.hostOrThrow(input.hostId);
-    return (await ctx.db.vm.findMany({ where: input.hostId ? { hostId: input.hostId } : {}, orderBy: { name: "asc" } })).map(vmView);
+    return (await ctx.db.vm.findMany({ where: input.hostId ? { hostId: input.hostId } : {}, orderBy: { name: "asc" } })).map((row) => ctx.fleet.view(row));
   }),
 
   get: protectedProcedure.input(VmRef).query(async ({ ctx, input }) => {
     const row = await ctx.db.vm.findUnique({ where: { hostId_vmId: input } });
     if (!row) throw new FieldError("NOT_FOUND", "no such virtual machine on this host", { vmId: ["no such virtual machine on this host"] });
-    return vmView(row);
+    return ctx.fleet.view(row);
   }),
 
   create: adminProcedure.input(NewVmInput).mutation(async ({ ctx, input }) => {

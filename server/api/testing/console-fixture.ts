@@ -12,9 +12,12 @@ import { hashPassword } from "../../console/auth/password.js";
 import type { Role, SessionUser } from "../../console/auth/roles.js";
 import { createDb, type Db } from "../../console/db/client.js";
 import { migrateDeploy } from "../../console/db/migrate.js";
+import { Alerter } from "../../fleet/alerts.js";
 import { Fleet } from "../../fleet/fleet.js";
 import type { ConsoleTls } from "../../fleet/transport.js";
 import type { FleetNotifier } from "../../fleet/views.js";
+import { JobRunner, type JobRunnerOptions } from "../../jobs/runner.js";
+import type { JobView } from "../../jobs/types.js";
 import type { Context } from "../context.js";
 import { createCaller } from "../root.js";
 
@@ -24,6 +27,12 @@ export interface ConsoleFixture {
   pair: Pair;
   db: Db;
   fleet: Fleet;
+  /** The job runner the callers use; `restartJobs` replaces it as a console restart would (same options unless given). */
+  jobs: JobRunner;
+  jobNotices: JobView[];
+  restartJobs(opts?: JobRunnerOptions): Promise<JobRunner>;
+  /** Health alerts, watching the fleet's VM updates as in the console. */
+  alerter: Alerter;
   notices: Notice[];
   users: Record<Role, SessionUser>;
   /** A caller signed in as the given role (or anonymous); cookies it sets land in `cookies`. */
@@ -53,30 +62,35 @@ async function newDatabaseUrl(dir: string): Promise<{ url: string; drop(): Promi
   };
 }
 
-export async function startConsoleFixture(opts: { consoleTls?: ConsoleTls } = {}): Promise<ConsoleFixture> {
+export async function startConsoleFixture(opts: { consoleTls?: ConsoleTls; jobs?: JobRunnerOptions } = {}): Promise<ConsoleFixture> {
   const pair = await startPair();
   try {
-    return await withPair(pair, opts.consoleTls ?? null);
+    return await withPair(pair, opts.consoleTls ?? null, opts.jobs ?? {});
   } catch (err) {
     await pair.cleanup();
     throw err;
   }
 }
 
-async function withPair(pair: Pair, consoleTls: ConsoleTls | null): Promise<ConsoleFixture> {
+async function withPair(pair: Pair, consoleTls: ConsoleTls | null, jobOptions: JobRunnerOptions): Promise<ConsoleFixture> {
   const database = await newDatabaseUrl(pair.dir);
   await migrateDeploy(database.url);
   const db = createDb(database.url);
   const notices: Notice[] = [];
   const record = (type: keyof FleetNotifier) => (...payload: unknown[]) => void notices.push({ type, payload });
-  const fleet = new Fleet(db, {
+  const alerter = new Alerter(db);
+  const fleet = new Fleet(db, alerter.watching({
     hostChanged: record("hostChanged"),
     hostRemoved: record("hostRemoved"),
     vmChanged: record("vmChanged"),
     vmRemoved: record("vmRemoved"),
+    vmMetrics: record("vmMetrics"),
     events: record("events"),
-  }, consoleTls);
+  }), consoleTls);
   await fleet.start();
+  const jobNotices: JobView[] = [];
+  let jobs = new JobRunner(db, fleet, (j) => void jobNotices.push(j), { retryDelayMs: 200, ...jobOptions });
+  await jobs.start();
   const users = {} as Record<Role, SessionUser>;
   const passwordHash = await hashPassword("correct horse battery");
   for (const role of ["Administrator", "Operator", "Viewer"] as const) {
@@ -87,14 +101,26 @@ async function withPair(pair: Pair, consoleTls: ConsoleTls | null): Promise<Cons
     pair,
     db,
     fleet,
+    get jobs() {
+      return jobs;
+    },
+    jobNotices,
+    async restartJobs(opts = {}) {
+      await jobs.stop();
+      jobs = new JobRunner(db, fleet, (j) => void jobNotices.push(j), { retryDelayMs: 200, ...jobOptions, ...opts });
+      await jobs.start();
+      return jobs;
+    },
+    alerter,
     notices,
     users,
     provider: database.url.startsWith("file:") ? "sqlite" : "postgresql",
     as(role, cookies = []) {
-      const ctx: Context = { db, fleet, sessionHours: 1, user: role ? users[role] : null, sessionId: null, setCookie: (c) => void cookies.push(c), secure: false };
+      const ctx: Context = { db, fleet, jobs, sessionHours: 1, user: role ? users[role] : null, sessionId: null, setCookie: (c) => void cookies.push(c), secure: false };
       return createCaller(ctx);
     },
     async cleanup() {
+      await jobs.stop();
       await fleet.stop();
       await db.$disconnect();
       await database.drop();

@@ -27,6 +27,9 @@ export class Workload {
   private budget = 0;
   private quiesced = false;
   bytesWritten = 0;
+  /** Host CPU time the guest has used (making its data, submitting its writes), in µs. */
+  cpuMicros = 0;
+  private sample = { at: performance.now(), cpuMicros: 0, percent: 0 };
 
   constructor(
     private spec: WorkloadSpec,
@@ -46,6 +49,21 @@ export class Workload {
 
   update(spec: WorkloadSpec): void {
     this.spec = spec;
+  }
+
+  /**
+   * The guest's CPU usage over the last second or so, as a share of its virtual processors
+   * (0-100), from the host CPU time its work used. Sampled on demand, at most once a second.
+   */
+  cpuUsagePercent(cpus: number): number {
+    const now = performance.now();
+    const elapsedMs = now - this.sample.at;
+    if (elapsedMs >= 1000) {
+      const used = this.cpuMicros - this.sample.cpuMicros;
+      const percent = Math.min(100, Math.round((used / 1000 / elapsedMs / Math.max(1, cpus)) * 100));
+      this.sample = { at: now, cpuMicros: this.cpuMicros, percent };
+    }
+    return this.sample.percent;
   }
 
   /**
@@ -92,18 +110,20 @@ export class Workload {
   }
 
   private async writeOne(disk: number, size: number): Promise<number> {
-    if (this.spec.pattern === "random-4k") {
-      const buf = Buffer.allocUnsafe(4096);
-      fillGuestData(buf);
-      await this.target.write(disk, randomInt(size / 4096) * 4096, buf);
-      return buf.length;
-    }
-    const len = Math.min(MiB, size);
-    if (this.seqPos + len > size) this.seqPos = 0;
+    const random = this.spec.pattern === "random-4k";
+    const len = random ? 4096 : Math.min(MiB, size);
+    if (!random && this.seqPos + len > size) this.seqPos = 0;
+    const offset = random ? randomInt(size / 4096) * 4096 : this.seqPos;
+    // The CPU the guest spends: making the data and handing the write to its disk (up to the
+    // write's first wait; the I/O itself is the host's, as with a real hypervisor).
+    const cpuBefore = process.cpuUsage();
     const buf = Buffer.allocUnsafe(len);
     fillGuestData(buf);
-    await this.target.write(disk, this.seqPos, buf);
-    this.seqPos += len;
+    const written = this.target.write(disk, offset, buf);
+    const cpu = process.cpuUsage(cpuBefore);
+    this.cpuMicros += cpu.user + cpu.system;
+    await written;
+    if (!random) this.seqPos += len;
     return len;
   }
 }
