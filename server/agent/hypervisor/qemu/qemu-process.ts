@@ -160,6 +160,41 @@ function tail(path: string): string {
   }
 }
 
+/**
+ * A QEMU process's CPU usage as a share of the guest's virtual processors (0-100), from the
+ * process's user and system time in /proc; sampled on demand, at most once a second.
+ */
+export function cpuSampler(pid: number, cpus: number): () => number {
+  const ticks = (): number => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (100 per second)
+    } catch {
+      return 0;
+    }
+  };
+  let sample = { at: performance.now(), ticks: ticks(), percent: 0 };
+  return () => {
+    const now = performance.now();
+    if (now - sample.at >= 1000) {
+      const t = ticks();
+      const percent = Math.max(0, Math.min(100, Math.round(((t - sample.ticks) * 10) / (now - sample.at) / Math.max(1, cpus) * 100)));
+      sample = { at: now, ticks: t, percent };
+    }
+    return sample.percent;
+  };
+}
+
+/** The pid in a VM's pidfile (0 when there is none). */
+export function pidOf(dir: string): number {
+  try {
+    return Number(readFileSync(vmPaths(dir).pid, "utf8").trim()) || 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** The pid in a VM's pidfile if that process is alive (a zombie is not). */
 export async function livePid(dir: string): Promise<number | undefined> {
   const pid = Number((await readFile(vmPaths(dir).pid, "utf8").catch(() => "")).trim());

@@ -8,7 +8,7 @@ import { LabVm, type GuestDisk } from "../lab/lab-vm.js";
 import { NbdClient } from "./nbd-client.js";
 import { Qmp } from "./qmp.js";
 import { DirtyTracking } from "./dirty-tracking.js";
-import { daemonArgs, launch, livePid, QEMU_STORAGE_DAEMON, QEMU_SYSTEM, systemArgs, vmPaths, waitGone, type DirectBoot } from "./qemu-process.js";
+import { cpuSampler, daemonArgs, pidOf, launch, livePid, QEMU_STORAGE_DAEMON, QEMU_SYSTEM, systemArgs, vmPaths, waitGone, type DirectBoot } from "./qemu-process.js";
 import { guestFreeze } from "./guest-agent.js";
 import type { QemuGuest } from "./guest.js";
 
@@ -143,6 +143,8 @@ export class QemuVm extends LabVm implements QemuGuest {
   private adopt(qmp: Qmp, kind: QemuProcessKind): void {
     this.conn = qmp;
     this.kind = kind;
+    const pid = pidOf(this.dir);
+    this.cpuSampler = kind === "system" && pid ? cpuSampler(pid, this.config.cpus) : undefined;
     this.expectingExit = false;
     this.guestShutdown = false;
     qmp.on("event", (e) => {

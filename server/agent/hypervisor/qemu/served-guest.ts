@@ -7,7 +7,7 @@ import type { LabVm } from "../lab/lab-vm.js";
 import type { QemuGuest } from "./guest.js";
 import { NbdServer, type ServedDisk } from "./nbd-server.js";
 import { Qmp } from "./qmp.js";
-import { launch, livePid, QEMU_SYSTEM, systemArgs, vmPaths, waitGone } from "./qemu-process.js";
+import { cpuSampler, launch, livePid, pidOf, QEMU_SYSTEM, systemArgs, vmPaths, waitGone } from "./qemu-process.js";
 
 export class ServedGuest implements QemuGuest {
   private conn: Qmp | undefined;
@@ -61,6 +61,8 @@ export class ServedGuest implements QemuGuest {
 
   private adopt(qmp: Qmp): void {
     this.conn = qmp;
+    const pid = pidOf(this.dir);
+    this.vm.cpuSampler = pid ? cpuSampler(pid, this.vm.config.cpus) : undefined;
     this.expecting = false;
     this.guestShutdown = false;
     qmp.on("event", (e) => {
@@ -74,6 +76,7 @@ export class ServedGuest implements QemuGuest {
   }
 
   async stopped(): Promise<void> {
+    this.vm.cpuSampler = undefined;
     await this.server?.close();
     this.server = undefined;
   }
