@@ -55,6 +55,16 @@ describe("QEMU hypervisor: test failover", () => {
     await replica.ok("DELETE", `/api/v1/vms/${vm.id}/replication/test-failover`);
     expect(await processName(testPid)).toBeUndefined();
     expect((await replica.ok<VmView[]>("GET", "/api/v1/vms")).map((v) => v.name)).toEqual(["web-01"]);
+
+    // A test VM's QEMU cannot outlive the agent that serves its disks: kill -9 of the agent ends it at the next start.
+    const again = await replica.ok<VmView>("POST", `/api/v1/vms/${vm.id}/replication/test-failover`, {});
+    await replica.ok("POST", `/api/v1/vms/${again.id}/power`, { action: "start" });
+    const orphan = Number((await readFile(join(testDir, "qemu.pid"), "utf8")).trim());
+    expect(await processName(orphan)).toBe("qemu-system-x86");
+    await replica.kill();
+    await replica.start();
+    expect(await processName(orphan)).toBeUndefined();
+    expect((await replica.ok<VmView[]>("GET", "/api/v1/vms")).map((v) => v.name)).toEqual(["web-01"]);
     qmp.close();
   });
 });

@@ -4,7 +4,7 @@
  * replica store writes them directly) until they are failed over.
  */
 import { execFile } from "node:child_process";
-import { readFile, rename, rm } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { join } from "node:path";
 import type { PowerAction } from "../../../shared/agent-api.js";
@@ -13,7 +13,7 @@ import { LabHypervisor, type NewVmOptions } from "../lab/lab-hypervisor.js";
 import type { LabVm } from "../lab/lab-vm.js";
 import { conflict } from "../../errors.js";
 import { QemuVm } from "./qemu-vm.js";
-import { accelerator, createQcow2, QEMU_IMG, vmPaths } from "./qemu-process.js";
+import { accelerator, createQcow2, livePid, pidOf, QEMU_IMG, vmPaths, waitGone } from "./qemu-process.js";
 import type { QemuGuest } from "./guest.js";
 import { ServedGuest } from "./served-guest.js";
 
@@ -25,7 +25,32 @@ export class QemuHypervisor extends LabHypervisor {
   /** VMs with disks the agent keeps, while QEMU runs their guest. */
   private readonly served = new Map<string, ServedGuest>();
 
+  /** Where the pids of QEMU processes running over served disks are noted (see start). */
+  private get servedFile(): string {
+    return join(this.dataDir, "served-guests.json");
+  }
+
+  private async noteServed(): Promise<void> {
+    const pids = [...this.served.values()].filter((g) => g.running).map((g) => ({ pid: pidOf(g.dir), dir: g.dir }));
+    await writeFile(this.servedFile, JSON.stringify(pids));
+  }
+
+  /**
+   * QEMU processes whose disks this agent served cannot go on without it: any left by an agent
+   * that died are ended (their VMs are Off, or gone for test failover VMs).
+   */
+  private async endOrphans(): Promise<void> {
+    const orphans = JSON.parse(await readFile(this.servedFile, "utf8").catch(() => "[]")) as { pid: number; dir: string }[];
+    for (const o of orphans) {
+      if ((await livePid(o.dir)) !== o.pid) continue;
+      process.kill(o.pid, "SIGKILL");
+      await waitGone(o.pid);
+    }
+    await rm(this.servedFile, { force: true });
+  }
+
   override async start(): Promise<void> {
+    await this.endOrphans();
     const rows = this.db.prepare("SELECT id, path FROM vms").all() as { id: string; path: string }[];
     for (const row of rows) {
       try {
@@ -141,7 +166,10 @@ export class QemuHypervisor extends LabHypervisor {
         this.events.emit({ severity: "error", kind: "vm.disks-unavailable", vmId: vm.id, message: `The disks of '${vm.config.name}' cannot be opened: ${err.message}` }),
       );
     if (vm instanceof QemuVm) await vm.queue.run(reopen);
-    else await reopen();
+    else {
+      await reopen();
+      await this.noteServed();
+    }
     await this.setState(vm, "Off");
   }
 
@@ -166,7 +194,10 @@ export class QemuHypervisor extends LabHypervisor {
     try {
       // A served guest's disk I/O goes through the VM's queue itself: not held by the action.
       if (vm instanceof QemuVm) await vm.queue.run(() => transition(guest, action, from));
-      else await transition(guest, action, from);
+      else {
+        await transition(guest, action, from);
+        await this.noteServed();
+      }
     } catch (err) {
       await this.setState(vm, guest.running ? (from === "Paused" ? "Paused" : "Running") : from === "Saved" ? "Saved" : "Off");
       const e = conflict(`${action} of '${vm.config.name}' failed: ${(err as Error).message}`);
@@ -183,6 +214,7 @@ export class QemuHypervisor extends LabHypervisor {
       await g.quit();
       await g.stopped();
       this.served.delete(id);
+      await this.noteServed();
     }
     await super.removeTransient(id);
   }
