@@ -1,18 +1,19 @@
 /**
  * Issue test 4: test failover of a QEMU VM starts a second QEMU process on the replica host,
  * over overlays on the replica's point-in-time view that the agent serves to it over NBD;
- * its writes stay in the overlays, and replication goes on undisturbed meanwhile.
+ * its writes stay in the overlays, and replication goes on undisturbed meanwhile. Then the
+ * primary host is lost and an unplanned failover runs the replica VM in QEMU on its point.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { diskHash, startPair, type Pair, type VmView } from "../testing/harness.js";
-import { operatorQmp, processName, qemuIoWrite, qemuPid } from "../testing/qemu.js";
+import { killQemuUnder, operatorQmp, processName, qemuIoWrite, qemuPid } from "../testing/qemu.js";
 import { join } from "node:path";
 import { readFile } from "node:fs/promises";
 import { Qmp } from "../hypervisor/qemu/qmp.js";
 
 const MiB = 1024 * 1024;
 
-describe("QEMU hypervisor: test failover", () => {
+describe("QEMU hypervisor: test failover and unplanned failover", () => {
   let pair: Pair;
   beforeAll(async () => {
     pair = await startPair({ hypervisor: "qemu" });
@@ -66,5 +67,38 @@ describe("QEMU hypervisor: test failover", () => {
     expect(await processName(orphan)).toBeUndefined();
     expect((await replica.ok<VmView[]>("GET", "/api/v1/vms")).map((v) => v.name)).toEqual(["web-01"]);
     qmp.close();
+  });
+
+  it("runs the replica VM in QEMU after an unplanned failover to its latest point, and completes it", async () => {
+    const { primary, replica } = pair;
+    const vm = (await replica.ok<VmView[]>("GET", "/api/v1/vms")).find((v) => v.name === "web-01")!;
+    const point = await diskHash(replica, vm.id);
+    // The primary host is lost: its agent and its QEMU processes die.
+    await primary.kill();
+    await killQemuUnder(primary.spec.dataDir);
+
+    const res = await replica.api<{ steps: { step: string; ok: boolean }[] }>("POST", `/api/v1/vms/${vm.id}/replication/failover`, { pointId: "latest" });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect((await replica.ok<VmView>("GET", `/api/v1/vms/${vm.id}`)).state).toBe("Running");
+    const dir = join(replica.spec.dataDir, "replicas", vm.id);
+    const pid = Number((await readFile(join(dir, "qemu.pid"), "utf8")).trim());
+    expect(await processName(pid)).toBe("qemu-system-x86");
+    expect(await diskHash(replica, vm.id)).toBe(point);
+
+    // The guest's writes go to the failover's overlays, and Complete keeps them.
+    const qmp = await Qmp.connect(join(dir, "qmp-operator.sock"));
+    await qemuIoWrite(qmp, 0, 0x99, 12 * MiB, 128 * 1024);
+    const written = await diskHash(replica, vm.id);
+    expect(written).not.toBe(point);
+    await replica.ok("POST", `/api/v1/vms/${vm.id}/replication/failover/complete`);
+    expect(await processName(pid)).toBe("qemu-system-x86");
+    await qemuIoWrite(qmp, 0, 0x9a, 14 * MiB, 64 * 1024);
+    qmp.close();
+    await replica.ok("POST", `/api/v1/vms/${vm.id}/power`, { action: "turn-off" });
+    expect(await processName(pid)).toBeUndefined();
+    const final = await diskHash(replica, vm.id);
+    expect(final).not.toBe(written);
+    const bytes = await replica.bytes(`/api/v1/vms/${vm.id}/disks/0/data?offset=${14 * MiB}&length=${64 * 1024}`);
+    expect(bytes.equals(Buffer.alloc(64 * 1024, 0x9a))).toBe(true);
   });
 });
