@@ -6,7 +6,7 @@
  */
 import { spawn, execFile } from "node:child_process";
 import { accessSync, constants, openSync, closeSync, readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { VmConfig } from "../types.js";
@@ -201,10 +201,16 @@ export async function livePid(dir: string): Promise<number | undefined> {
   return pid && (await alive(pid)) ? pid : undefined;
 }
 
+/**
+ * Whether a process still holds its files. A killed QEMU's main thread turns zombie before its
+ * other threads are gone, and the image locks go only with the last of them.
+ */
 async function alive(pid: number): Promise<boolean> {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined);
   if (stat === undefined) return false;
-  return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z") return true;
+  const threads = await readdir(`/proc/${pid}/task`).catch(() => []);
+  return threads.length > 1;
 }
 
 /** Waits until a process is gone (after quit), killing it after `timeoutMs`. */
@@ -213,6 +219,7 @@ export async function waitGone(pid: number | undefined, timeoutMs = 10_000): Pro
   const deadline = Date.now() + timeoutMs;
   let killed = false;
   while (await alive(pid)) {
+    if (Date.now() > deadline + 10_000) throw new Error(`process ${pid} did not end, even after SIGKILL`);
     if (Date.now() > deadline && !killed) {
       killed = true;
       try {
