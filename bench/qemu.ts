@@ -54,11 +54,15 @@ export async function benchQemuDelta(dir: string, diskGiB: number, log: (s: stri
       replicaPort: replica.ports.https,
       authMode: "https",
       frequencySeconds: 900,
-      startInitialReplication: false,
     });
+    // Started by enabling, and waited for (a request open for minutes would time out).
     log("QEMU: initial replication...");
-    const initial = await primary.ok<Outcome>("POST", `/api/v1/vms/${vm.id}/replication/replicate-now`);
-    if (!initial.ok) throw new Error(`initial replication failed: ${initial.error}`);
+    for (;;) {
+      const [rel] = await primary.ok<{ state: string; reason: string | null }[]>("GET", `/api/v1/vms/${vm.id}/replication`);
+      if (rel?.state === "Replicating") break;
+      if (rel?.state === "Error") throw new Error(`initial replication failed: ${rel.reason}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
     log("QEMU: copying the qcow2 image as rsync's starting point...");
     await run("cp", ["--sparse=always", image, copy]);
 

@@ -289,7 +289,3 @@ async function migrationDone(qmp: import("./qmp.js").Qmp, timeoutMs = 120_000): 
     await new Promise((r) => setTimeout(r, 50));
   }
 }
-
-export function isQemuVm(vm: LabVm): vm is QemuVm {
-  return vm instanceof QemuVm;
-}

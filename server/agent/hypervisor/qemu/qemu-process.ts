@@ -71,14 +71,7 @@ function blockdevs(dir: string, config: VmConfig, agentNbd?: string): string[] {
   ]);
 }
 
-/** Extra boot options a VM may carry (a kernel and initramfs booted directly). */
-export interface DirectBoot {
-  kernel: string;
-  initrd?: string;
-  append?: string;
-}
-
-export function systemArgs(dir: string, config: VmConfig, opts: { incoming: boolean; boot?: DirectBoot; agentNbd?: string }): string[] {
+export function systemArgs(dir: string, config: VmConfig, opts: { incoming: boolean; agentNbd?: string }): string[] {
   const p = vmPaths(dir);
   const accel = accelerator();
   const args = [
@@ -108,11 +101,6 @@ export function systemArgs(dir: string, config: VmConfig, opts: { incoming: bool
   for (const d of config.disks) args.push("-device", `scsi-hd,bus=scsi0.0,scsi-id=${d.index},lun=0,drive=d${d.index},id=vd${d.index},share-rw=on`);
   if (!config.networkConnected) args.push("-nic", "none");
   else args.push("-nic", "user,model=virtio-net-pci,restrict=on");
-  if (opts.boot) {
-    args.push("-kernel", opts.boot.kernel);
-    if (opts.boot.initrd) args.push("-initrd", opts.boot.initrd);
-    if (opts.boot.append) args.push("-append", opts.boot.append);
-  }
   if (opts.incoming) args.push("-incoming", "defer");
   return args;
 }

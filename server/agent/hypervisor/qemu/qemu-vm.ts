@@ -4,11 +4,11 @@
  */
 import type { FrozenCycle, VmConfig } from "../types.js";
 import type { TrackingLoss } from "../../tracking/region-log.js";
-import { LabVm, type GuestDisk } from "../lab/lab-vm.js";
+import { LabVm } from "../lab/lab-vm.js";
 import { NbdClient } from "./nbd-client.js";
 import { Qmp } from "./qmp.js";
 import { DirtyTracking } from "./dirty-tracking.js";
-import { cpuSampler, daemonArgs, pidOf, launch, livePid, QEMU_STORAGE_DAEMON, QEMU_SYSTEM, systemArgs, vmPaths, waitGone, type DirectBoot } from "./qemu-process.js";
+import { cpuSampler, daemonArgs, pidOf, launch, livePid, QEMU_STORAGE_DAEMON, QEMU_SYSTEM, systemArgs, vmPaths, waitGone } from "./qemu-process.js";
 import { guestFreeze } from "./guest-agent.js";
 import type { QemuGuest } from "./guest.js";
 
@@ -61,7 +61,7 @@ export class QemuVm extends LabVm implements QemuGuest {
 
   private constructor(dir: string, config: VmConfig, onError: (err: unknown) => void) {
     super(dir, config, new Map(), onError);
-    for (const d of config.disks) this.disks.set(d.index, new QemuDisk(this, d.index, d.sizeBytes) as unknown as GuestDisk);
+    for (const d of config.disks) this.disks.set(d.index, new QemuDisk(this, d.index, d.sizeBytes));
     this.tracking = new DirtyTracking({
       dir,
       disks: config.disks.map((d) => ({ index: d.index, sizeBytes: d.sizeBytes })),
@@ -109,7 +109,7 @@ export class QemuVm extends LabVm implements QemuGuest {
    * Connects to the process holding the disks, starting the storage daemon when nothing
    * holds them; a running VM's process found alive is re-attached, not restarted.
    */
-  async attach(boot?: DirectBoot): Promise<QemuProcessKind> {
+  async attach(): Promise<QemuProcessKind> {
     const want: QemuProcessKind = ["Running", "Paused", "Starting", "Stopping", "Saving"].includes(this.config.state) ? "system" : "daemon";
     const pid = await livePid(this.dir);
     if (pid) {
@@ -136,7 +136,7 @@ export class QemuVm extends LabVm implements QemuGuest {
       await waitGone(pid);
     }
     // Off (or the VM's process died while the agent was away): the daemon holds the disks.
-    await this.launch("daemon", { incoming: false, boot });
+    await this.launch("daemon", { incoming: false });
     return "daemon";
   }
 
@@ -159,7 +159,7 @@ export class QemuVm extends LabVm implements QemuGuest {
     });
   }
 
-  async launch(kind: QemuProcessKind, opts: { incoming: boolean; boot?: DirectBoot }): Promise<Qmp> {
+  async launch(kind: QemuProcessKind, opts: { incoming: boolean }): Promise<Qmp> {
     // A predecessor that is still dying holds the images' locks.
     await waitGone(await livePid(this.dir));
     const qmp = kind === "system" ? await launch(QEMU_SYSTEM, systemArgs(this.dir, this.config, opts), this.dir) : await launch(QEMU_STORAGE_DAEMON, daemonArgs(this.dir, this.config), this.dir);
