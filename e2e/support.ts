@@ -20,8 +20,12 @@ export interface ConsoleProcess {
   stop(): Promise<void>;
 }
 
-export async function startConsoleProcess(dir: string): Promise<ConsoleProcess> {
-  const port = await freePort();
+/**
+ * `again`: start a console once more on the same port and database (after `stop()`); the first
+ * start's administrator is passed on, since only a new database prints one.
+ */
+export async function startConsoleProcess(dir: string, again?: ConsoleProcess): Promise<ConsoleProcess> {
+  const port = again ? Number(new URL(again.url).port) : await freePort();
   const child = spawn(process.execPath, ["--import", TSX, join(ROOT, "server/console/main.ts")], {
     cwd: ROOT,
     env: { ...process.env, NODE_OPTIONS: "", DATABASE_URL: `file:${join(dir, "console.db")}`, PORT: String(port), HOST: "127.0.0.1" },
@@ -32,7 +36,9 @@ export async function startConsoleProcess(dir: string): Promise<ConsoleProcess> 
     const onData = (d: Buffer) => {
       out += d.toString();
       const m = /user name: (\S+)\s+password:\s+(\S+)/.exec(out);
-      if (m && out.includes("Replica Manager console:")) ok({ name: m[1]!, password: m[2]! });
+      if (!out.includes("Replica Manager console:")) return;
+      if (again) ok(again.admin);
+      else if (m) ok({ name: m[1]!, password: m[2]! });
     };
     child.stdout!.on("data", onData);
     child.stderr!.on("data", onData);
