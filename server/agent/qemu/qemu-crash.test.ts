@@ -104,6 +104,19 @@ describe("QEMU hypervisor: crashes during a cycle", () => {
     expect(await diskHash(pair.replica, vmId)).toBe(await diskHash(pair.primary, vmId));
   });
 
+  it("kill -9 of the agent alone during a cycle: QEMU keeps running and tracking, nothing is lost, no resynchronization", async () => {
+    const { vmId, pid } = await crashReady("crash-agent");
+    await pair.primary.kill();
+    await pair.primary.start();
+    expect(await qemuPid(pair.primary, vmId)).toBe(pid);
+    expect((await pair.primary.ok<VmView>("GET", `/api/v1/vms/${vmId}`)).state).toBe("Running");
+    await pair.primary.ok("PATCH", `/api/v1/vms/${vmId}/replication`, { bandwidthLimitMiBps: null });
+    const next = await pair.primary.ok<{ ok: boolean; changedBytes: number }>("POST", `/api/v1/vms/${vmId}/replication/replicate-now`);
+    expect(next.ok).toBe(true);
+    expect((await rel(vmId)).state).toBe("Replicating");
+    expect(await diskHash(pair.replica, vmId)).toBe(await diskHash(pair.primary, vmId));
+  });
+
   it("an image replaced while the agent was stopped: Resynchronization required at its next start, not a silent gap", async () => {
     const { primary, replica } = pair;
     const vm = await primary.ok<VmView>("POST", "/api/v1/vms", { name: "replaced", memoryMiB: 128, disks: [{ sizeBytes: 16 * MiB }] });

@@ -111,6 +111,8 @@ export class DirtyTracking {
     for (const i of disks) {
       const marks = await readFile(this.markPath(i)).catch(() => undefined);
       if (marks) this.marked.set(i, Bitmap.fromBuffer(Math.ceil(this.disk(i).sizeBytes / BLOCK_SIZE), marks));
+      // A cycle cut short by an agent crash leaves its fleecing in a QEMU that kept running.
+      await this.teardown(qmp, i);
       const why = await this.settle(qmp, i, marks ? undefined : "log-missing");
       if (why) lost.set(i, why);
     }
