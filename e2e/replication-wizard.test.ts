@@ -4,6 +4,8 @@
  * hash as the primary's; then every page's bad entries, each with its message beside the field,
  * and Finish against a Replica server whose agent is down, which keeps the entries.
  */
+import { utimes } from "node:fs/promises";
+import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { diskHash, MGMT_TOKEN, startPair, waitFor, type Pair } from "../server/agent/testing/harness.js";
@@ -35,7 +37,11 @@ afterAll(async () => {
 
 async function newVm(name: string, workload = { pattern: "idle", rateMiBps: 1 }): Promise<string> {
   const vm = await pair.primary.ok<{ id: string }>("POST", "/api/v1/vms", { name, disks: [{ sizeBytes: 16 * MiB }, { sizeBytes: 8 * MiB }], workload });
-  await page.locator(`[data-testid="vm-row-${name}"]`).waitFor({ timeout: 10_000 });
+  await page.click('[data-testid="host-hv01.lab.test"]');
+  await page.locator(`[data-testid="vm-row-${name}"]`).waitFor({ timeout: 10_000 }).catch(async (err) => {
+    await shot(page, `debug-newvm-${name}`);
+    throw err;
+  });
   return vm.id;
 }
 
@@ -71,6 +77,10 @@ describe("Enable Replication wizard", () => {
     await expect(page.isChecked("[data-testid=wizard-auth-https]")).resolves.toBe(true);
     await expect(page.isChecked("[data-testid=wizard-compression]")).resolves.toBe(true);
     await shot(page, "repl-03-connection-parameters");
+    await page.click("[data-testid=wizard-previous]");
+    await expect(page.locator("[data-testid=wizard-server-checked]").textContent()).resolves.toMatch(/accepts hv01\.lab\.test.*trust group DEFAULT/);
+    await shot(page, "repl-02-replica-server-checked");
+    await next("Specify Connection Parameters");
 
     await next("Choose Replication VHDs");
     await expect(page.locator("[data-testid=wizard-vhds]").textContent()).resolves.toMatch(/disk0\.raw.*16 MB.*disk1\.raw.*8\.0 MB/);
@@ -262,5 +272,101 @@ describe("Enable Replication wizard", () => {
     await page.waitForSelector("[data-testid=remove-replication-dialog]", { state: "detached" });
     await expect.poll(() => page.locator("[data-testid=detail-replication]").textContent(), { timeout: 10_000 }).toBe("Replication is not enabled for this virtual machine.");
     expect(await pair.replica.ok<{ isReplica: boolean }>("GET", `/api/v1/vms/${vmId}`)).toMatchObject({ isReplica: false });
+  });
+
+  /** The whole wizard to hv02 with defaults, except what `initial` sets on the last page. */
+  async function enableWith(name: string, initial: () => Promise<void>): Promise<void> {
+    await page.click('[data-testid="host-hv01.lab.test"]');
+    await openWizard(name);
+    await next("Specify Replica Server");
+    await page.fill("[data-testid=wizard-replica-server]", "hv02.lab.test");
+    for (const p of ["Specify Connection Parameters", "Choose Replication VHDs", "Configure Replication Frequency", "Configure Additional Recovery Points", "Choose Initial Replication Method"]) await next(p);
+    await initial();
+    await next("Summary");
+    await page.click("[data-testid=wizard-finish]");
+    await page.waitForSelector("[data-testid=wizard-completed]", { timeout: 60_000 });
+  }
+
+  async function submenu(host: string, name: string, kind: string): Promise<void> {
+    await page.click(`[data-testid="host-${host}"]`);
+    await page.locator(`[data-testid="vm-row-${name}"]`).click();
+    await page.click("[data-testid=action-replication]");
+    await page.click(`[data-testid=action-replication-${kind}]`);
+  }
+
+  const replicationState = (host: string, name: string) => async () => {
+    await page.click(`[data-testid="host-${host}"]`);
+    await page.locator(`[data-testid="vm-row-${name}"]`).click({ timeout: 3000 }).catch(async (err) => {
+      await shot(page, `debug-state-${host}-${name}`);
+      throw err;
+    });
+    await page.click("[data-testid=tab-Replication]");
+    return page.locator("[data-testid=detail-replication-state]").textContent();
+  };
+
+  it("external media: exported by the wizard, then Import Initial Replica on the Replica server", async () => {
+    const vmId = await newVm("file-03");
+    await pair.primary.ok("PUT", `/api/v1/vms/${vmId}/disks/1/data?offset=65536`, Buffer.alloc(256 * 1024, 5));
+    const folder = join(pair.dir, "usb", "file-03");
+    await enableWith("file-03", async () => {
+      await page.click("[data-testid=wizard-initial-media]");
+      await page.fill("[data-testid=wizard-folder]", folder);
+    });
+    await expect(page.locator("[data-testid=wizard-completed]").textContent()).resolves.toContain(`exported to ${folder}`);
+    await shot(page, "repl-18-exported-to-media");
+    await page.click("[data-testid=wizard-close]");
+
+    await expect.poll(replicationState("hv02.lab.test", "file-03"), { timeout: 10_000 }).toBe("Waiting for initial replication");
+    await submenu("hv02.lab.test", "file-03", "import-initial");
+    await page.fill("[data-testid=import-folder]", "usb/file-03");
+    await page.click("[data-testid=dialog-ok]");
+    await expect(message("folder")).resolves.toBe("Enter an absolute folder path, such as /media/usb/sql-01.");
+    await page.fill("[data-testid=import-folder]", folder);
+    await shot(page, "repl-19-import-initial-replica");
+    await page.click("[data-testid=dialog-ok]");
+    await page.waitForSelector("[data-testid=import-initial-dialog]", { state: "detached", timeout: 60_000 });
+    await expect.poll(replicationState("hv02.lab.test", "file-03"), { timeout: 10_000 }).toBe("Replicating");
+    await pair.primary.ok("POST", `/api/v1/vms/${vmId}/replication/replicate-now`);
+    for (const disk of [0, 1]) expect(await diskHash(pair.replica, vmId, disk)).toBe(await diskHash(pair.primary, vmId, disk));
+  });
+
+  it("a scheduled initial copy waits; Start Replication... sends it now", async () => {
+    const vmId = await newVm("web-04");
+    const inTwoHours = new Date(Date.now() + 2 * 3600_000);
+    await enableWith("web-04", async () => {
+      await page.click("[data-testid=wizard-start-yes]");
+      await page.fill("[data-testid=wizard-start-at]", new Date(inTwoHours.getTime() - inTwoHours.getTimezoneOffset() * 60_000).toISOString().slice(0, 16));
+    });
+    await page.click("[data-testid=wizard-close]");
+    await expect.poll(replicationState("hv01.lab.test", "web-04"), { timeout: 10_000 }).toBe("Ready for initial replication");
+    await submenu("hv01.lab.test", "web-04", "start-initial");
+    await expect.poll(() => page.locator("[data-testid=start-replication-dialog]").textContent()).toContain("It is scheduled to start on");
+    await shot(page, "repl-20-start-replication");
+    await page.click("[data-testid=dialog-ok]");
+    await page.waitForSelector("[data-testid=start-replication-dialog]", { state: "detached" });
+    await expect.poll(replicationState("hv01.lab.test", "web-04"), { timeout: 30_000 }).toBe("Replicating");
+    expect(await diskHash(pair.replica, vmId, 0)).toBe(await diskHash(pair.primary, vmId, 0));
+  });
+
+  it("Resynchronize... once a disk changed behind change tracking: at a time, or now", async () => {
+    const vmId = (await pair.primary.ok<{ id: string; name: string }[]>("GET", "/api/v1/vms")).find((v) => v.name === "file-03")!.id;
+    await pair.primary.stop();
+    const later = new Date(Date.now() + 5000);
+    await utimes(join(pair.dir, "hv01", "vms", vmId, "disk0.raw"), later, later);
+    await pair.primary.start();
+    await expect.poll(replicationState("hv01.lab.test", "file-03"), { timeout: 20_000 }).toBe("Resynchronization required");
+    await submenu("hv01.lab.test", "file-03", "resynchronize");
+    await expect.poll(() => page.locator("[data-testid=resync-policy]").textContent()).toContain("Manually");
+    await page.click("[data-testid=resync-later]");
+    const tooLate = new Date(Date.now() + 9 * 24 * 3600_000);
+    await page.fill("[data-testid=resync-at]", new Date(tooLate.getTime() - tooLate.getTimezoneOffset() * 60_000).toISOString().slice(0, 16));
+    await page.click("[data-testid=dialog-ok]");
+    await expect(message("at")).resolves.toBe("Choose a time at most 7 days ahead.");
+    await page.click("[data-testid=resync-now]");
+    await shot(page, "repl-21-resynchronize");
+    await page.click("[data-testid=dialog-ok]");
+    await page.waitForSelector("[data-testid=resynchronize-dialog]", { state: "detached" });
+    await expect.poll(replicationState("hv01.lab.test", "file-03"), { timeout: 30_000 }).toBe("Replicating");
+    for (const disk of [0, 1]) expect(await diskHash(pair.replica, vmId, disk)).toBe(await diskHash(pair.primary, vmId, disk));
   });
 });

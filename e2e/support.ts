@@ -22,10 +22,11 @@ export interface ConsoleProcess {
 }
 
 /**
- * Starts the console on a new port, or again on `port` with the same database (then the first
- * start's `admin` is passed back in: the password is printed only once). `env` adds variables.
+ * Starts the console on a new port, or again on the port of `again` with the same database
+ * (after `stop()`; the first start's `admin` is passed back in: the password is printed only
+ * once). `env` adds variables.
  */
-export async function startConsoleProcess(dir: string, again: { port: number; admin: ConsoleProcess["admin"] } | null = null, env: Record<string, string> = {}): Promise<ConsoleProcess> {
+export async function startConsoleProcess(dir: string, again: Pick<ConsoleProcess, "port" | "admin"> | null = null, env: Record<string, string> = {}): Promise<ConsoleProcess> {
   const port = again?.port ?? (await freePort());
   const child = spawn(process.execPath, ["--import", TSX, join(ROOT, "server/console/main.ts")], {
     cwd: ROOT,

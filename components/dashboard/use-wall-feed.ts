@@ -38,11 +38,16 @@ export function useWallFeed(dashboardKey: string | null): WallFeed {
       setFeed((f) => ({ ...f, connected: true, refused: null }));
       if (!dashboardKey) socket.emit("wall:watch");
     });
-    socket.on("disconnect", () => setFeed((f) => ({ ...f, connected: false })));
+    socket.on("disconnect", (reason) => {
+      setFeed((f) => ({ ...f, connected: false }));
+      // The console closed this wall (its link was revoked): ask again, to learn why.
+      if (reason === "io server disconnect") setTimeout(() => socket.connect(), 1000);
+    });
     socket.on("connect_error", (err) => {
       const refused = /revoked|not valid/.test(err.message) ? err.message : null;
       if (err.message === "sign in first" && !dashboardKey) return window.location.assign("/login");
-      setFeed((f) => ({ ...f, connected: false, refused }));
+      // A revoked link shows nothing more of the fleet.
+      setFeed((f) => ({ ...f, connected: false, refused, snapshot: refused ? null : f.snapshot }));
       // A refusal by the console stops socket.io's own retries (a network error does not): ask
       // again now and then, a revoked link stays refused and a restarted console answers.
       if (!socket.active) setTimeout(() => socket.connect(), 5000);

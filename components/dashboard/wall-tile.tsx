@@ -31,12 +31,12 @@ export function WallTile({ tile, now, compact }: { tile: Tile; now: number; comp
       data-health={tile.health}
     >
       <div className="flex items-baseline justify-between gap-3">
-        <span className={cn("truncate font-bold", compact ? "text-[26px]" : "text-[34px]")}>{tile.name}</span>
-        <span className={cn("shrink-0 font-semibold uppercase", compact ? "text-[18px]" : "text-[22px]")} data-testid="wall-tile-health">
+        <span className={cn("truncate font-bold", compact ? "text-[30px]" : "text-[44px]")}>{tile.name}</span>
+        <span className={cn("shrink-0 font-semibold uppercase", compact ? "text-[20px]" : "text-[28px]")} data-testid="wall-tile-health">
           {tile.health}
         </span>
       </div>
-      <div className={cn("flex items-baseline justify-between gap-3", compact ? "text-[20px]" : "text-[24px]")}>
+      <div className={cn("flex items-baseline justify-between gap-3", compact ? "text-[22px]" : "text-[30px]")}>
         <span className="truncate opacity-90" title={`${tile.primaryServer} → ${tile.replicaServer}`}>
           {short(tile.primaryServer)} → {short(tile.replicaServer)}
         </span>
@@ -45,7 +45,7 @@ export function WallTile({ tile, now, compact }: { tile: Tile; now: number; comp
         </span>
       </div>
       {tile.health !== "Normal" || tile.unreachable.length ? (
-        <div className={cn("line-clamp-2 leading-tight", compact ? "text-[17px]" : "text-[20px]")} data-testid="wall-tile-reason">
+        <div className={cn("line-clamp-2 leading-tight", compact ? "text-[20px]" : "text-[26px]")} data-testid="wall-tile-reason">
           {[...tile.unreachable.map((h) => `Cannot reach ${h}.`), ...tile.reasons.slice(0, 1)].join(" ")}
         </div>
       ) : null}

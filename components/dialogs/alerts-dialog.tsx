@@ -127,7 +127,7 @@ export function AlertsDialog({ onClose }: { onClose(): void }) {
         <table className="w-full table-fixed border-collapse">
           <thead className="sticky top-0 bg-header">
             <tr className="text-left">
-              <th className={cn(cell, "w-[150px] font-normal")}>Date and Time</th>
+              <th className={cn(cell, "w-[175px] font-normal")}>Date and Time</th>
               <th className={cn(cell, "w-[120px] font-normal")}>Target</th>
               <th className={cn(cell, "font-normal")}>Virtual machine</th>
               <th className={cn(cell, "w-[70px] font-normal")}>Health</th>
@@ -137,7 +137,7 @@ export function AlertsDialog({ onClose }: { onClose(): void }) {
           <tbody>
             {(deliveries.data ?? []).map((d) => (
               <tr key={d.id} data-testid="alert-delivery" data-result={d.result}>
-                <td className={cell}>{formatDateTime(d.at.toISOString())}</td>
+                <td className={cn(cell, "whitespace-nowrap")}>{formatDateTime(d.at.toISOString())}</td>
                 <td className={cn(cell, "truncate")}>{d.target.name}</td>
                 <td className={cn(cell, "truncate")}>{d.hostName === "console" ? d.vmName : `${d.vmName} on ${d.hostName}`}</td>
                 <td className={cn(cell, d.health === "Critical" ? "text-crit" : "text-ok")}>{d.health}</td>

@@ -51,6 +51,22 @@ describe("replication health and statistics", () => {
     expect((await health(pair.primary)).health).toBe("Normal");
   });
 
+  it("stays paused on the Replica server when paused while a cycle is being applied", async () => {
+    const big = (await pair.primary.ok<VmView>("POST", "/api/v1/vms", { name: "pause-mid-cycle", disks: [{ sizeBytes: 96 * MiB }] })).id;
+    await pair.primary.ok("POST", `/api/v1/vms/${big}/replication`, { replicaServer: "hv02.lab.test", replicaPort: pair.replica.ports.https, frequencySeconds: 900, compression: false, startInitialReplication: false });
+    expect((await replicateNow(big)).ok).toBe(true);
+    for (let i = 0; i < 64; i++) await pair.primary.ok("PUT", `/api/v1/vms/${big}/disks/0/data?offset=${i * MiB}`, randomBytes(MiB));
+    const cycle = replicateNow(big);
+    await new Promise((r) => setTimeout(r, 50));
+    await pair.replica.ok("POST", `/api/v1/vms/${big}/replication/pause`);
+    await cycle; // applied (it was under way) or refused (it was not yet): either way the replica stays paused
+    expect((await health(pair.replica, big)).state).toBe("Suspended");
+    await pair.replica.ok("POST", `/api/v1/vms/${big}/replication/resume`);
+    const after = await replicateNow(big);
+    expect(after.ok, JSON.stringify(after)).toBe(true);
+    expect((await health(pair.replica, big)).state).toBe("Replicating");
+  });
+
   it("is Critical when the Replica server has been down for over an hour, and Normal once it is back", async () => {
     await pair.replica.stop();
     await pair.advanceClock(61 * MINUTE);

@@ -20,7 +20,8 @@ const t = initTRPC.context<Context>().create({
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 
-const SECRET = /password|token/i;
+// smtpUrl: an SMTP URL carries its password (alerts.add).
+const SECRET = /password|token|smtpUrl/i;
 function redact(input: unknown): unknown {
   if (!input || typeof input !== "object") return input ?? null;
   return Object.fromEntries(Object.entries(input).map(([k, v]) => [k, SECRET.test(k) ? "***" : v]));

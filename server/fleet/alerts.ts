@@ -13,6 +13,8 @@ export class Alerter {
   /** hostId:vmId → the health last alerted ("Normal" when never). */
   private readonly alerted = new Map<string, string>();
   private chain: Promise<void> = Promise.resolve();
+  /** Where deliveries go as events (the fleet's notifier this alerter wraps). */
+  private notify: FleetNotifier | null = null;
 
   constructor(private readonly db: Db) {}
 
@@ -21,8 +23,6 @@ export class Alerter {
     this.notify = inner;
     return { ...inner, vmChanged: (vm) => (inner.vmChanged(vm), this.observe(vm)) };
   }
-
-  private notify: FleetNotifier | null = null;
 
   /** Resolves when every VM update seen so far has been judged (and its alerts sent). */
   idle(): Promise<void> {

@@ -21,7 +21,7 @@ export function attachRealtime(http: HttpServer, db: Db): RealtimeServer {
   const wall = new WallFeed(io, db);
   walls.set(io, wall);
   wall.start();
-  io.engine.on("close", () => wall.stop());
+  http.once("close", () => wall.stop());
   io.use((socket, next) => {
     const key = (socket.handshake.auth as { dashboardKey?: unknown }).dashboardKey;
     if (typeof key === "string") {

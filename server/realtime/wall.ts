@@ -39,15 +39,18 @@ export class WallFeed {
     );
   }
 
-  /** Something the wall shows may have changed: send a new snapshot soon. */
+  /** Something the wall shows may have changed: send a new snapshot now, or after the last one's throttle. */
   changed(): void {
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
+      this.lastSent = Date.now();
       if (this.io.sockets.adapter.rooms.get(rooms.wall)?.size) {
         void this.snapshot().then((s) => this.io.to(rooms.wall).emit("wall:snapshot", s), (err) => console.error("console: wall snapshot", err));
       }
-    }, THROTTLE_MS);
+    }, Math.max(0, this.lastSent + THROTTLE_MS - Date.now()));
   }
+
+  private lastSent = 0;
 
   private async beat(): Promise<void> {
     const sockets = await this.io.in(rooms.wall).fetchSockets();

@@ -9,7 +9,7 @@ type Cycle = RouterOutputs["health"]["cycles"][number];
 
 const time = (iso: string) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 const axis = { fontSize: 10, fill: "#6d6d6d" };
-const WIDTH = 350;
+const WIDTH = 362;
 const HEIGHT = 150;
 
 function Frame({ title, testId, children }: { title: string; testId: string; children: React.ReactNode }) {

@@ -40,7 +40,7 @@ export function SpecifyReplicaServerPage({ ctx, checking }: { ctx: WizardContext
       {checking ? <p className="mt-2" data-testid="wizard-checking">Contacting the Replica server...</p> : null}
       {ctx.server && !checking ? (
         <p className="mt-2 text-ok" data-testid="wizard-server-checked">
-          {ctx.server.name} is a Replica server ({ctx.server.authorization === "any" ? "it accepts any authenticated primary server" : "it accepts the primary servers in its authorization list"}).
+          {ctx.server.name} is a Replica server and accepts {ctx.hostName}: the Replica virtual machine will be stored in {ctx.server.storageLocation} (trust group {ctx.server.trustGroup}).
         </p>
       ) : null}
     </div>

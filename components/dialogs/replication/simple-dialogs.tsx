@@ -56,7 +56,7 @@ export function StartReplicationDialog({ vm, onClose }: { vm: Vm; onClose(): voi
   return (
     <ActionDialog title="Start Replication" testId="start-replication-dialog" okLabel="Start Replication" busyLabel="Starting..." pending={start.isPending} error={start.error} onOk={() => start.mutate(ref(vm))} onClose={onClose}>
       <p className="mb-2">The initial copy of &apos;{vm.name}&apos; has not been sent to {vm.replication?.replicaServer} yet.</p>
-      <p className="mb-2">{at ? `It is scheduled to start on ${formatDateTime(at)}.` : "It waits to be started."}</p>
+      <p className="mb-2">{!settings.data ? "..." : at ? `It is scheduled to start on ${formatDateTime(at)}.` : "It waits to be started."}</p>
       <p>Start replication now sends the initial copy over the network at once; its progress appears in the Replication State and the events.</p>
     </ActionDialog>
   );
@@ -85,15 +85,15 @@ export function ResynchronizeDialog({ vm, onClose }: { vm: Vm; onClose(): void }
         {settings.data?.resyncAt ? `; scheduled for ${formatDateTime(settings.data.resyncAt)}` : ""}
       </p>
       <label className="mb-1 flex items-center gap-2">
-        <input type="radio" checked={!later} data-testid="resync-now" onChange={() => setLater(false)} />
+        <input type="radio" checked={!later} data-testid="resync-now" onChange={() => (setLater(false), resync.reset())} />
         Resynchronize now
       </label>
       <label className="mb-1 flex items-center gap-2">
-        <input type="radio" checked={later} data-testid="resync-later" onChange={() => setLater(true)} />
+        <input type="radio" checked={later} data-testid="resync-later" onChange={() => (setLater(true), resync.reset())} />
         Resynchronize on (up to 7 days ahead):
       </label>
       <div className="ml-6">
-        <input type="datetime-local" data-testid="resync-at" disabled={!later} className={cn(wizardInput, "w-[220px]")} value={at} onChange={(e) => setAt(e.target.value)} aria-invalid={!!errors.at} />
+        <input type="datetime-local" data-testid="resync-at" disabled={!later} className={cn(wizardInput, "w-[220px]")} value={at} onChange={(e) => (setAt(e.target.value), resync.reset())} aria-invalid={!!errors.at} />
         {errors.at ? <div className="mt-[2px] text-crit" data-testid="error-at">{errors.at.join(" ")}</div> : null}
       </div>
     </ActionDialog>
@@ -109,7 +109,7 @@ export function ImportInitialReplicaDialog({ vm, onClose }: { vm: Vm; onClose():
     <ActionDialog title="Import Initial Replica" testId="import-initial-dialog" okLabel="Import" busyLabel="Importing..." pending={imp.isPending} error={imp.error} onOk={() => imp.mutate({ ...ref(vm), folder })} onClose={onClose}>
       <p className="mb-2">&apos;{vm.name}&apos; waits for its initial copy, exported on {vm.replication?.primaryServer} to external media. Bring the folder to this server and give its location here; each disk image is checked against the export&apos;s manifest as it is copied.</p>
       <Field label="Folder with the exported initial copy:" htmlFor="folder" error={errors.folder}>
-        <input id="folder" data-testid="import-folder" className={wizardInput} placeholder="/media/usb/sql-01" value={folder} onChange={(e) => setFolder(e.target.value)} aria-invalid={!!errors.folder} />
+        <input id="folder" data-testid="import-folder" className={wizardInput} placeholder="/media/usb/sql-01" value={folder} onChange={(e) => (setFolder(e.target.value), imp.reset())} aria-invalid={!!errors.folder} />
       </Field>
       {imp.isPending ? <p data-testid="import-progress">Copying and checking the disk images; this takes as long as copying the disks...</p> : null}
     </ActionDialog>

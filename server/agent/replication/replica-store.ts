@@ -375,7 +375,7 @@ export class ReplicaStore {
           throw err;
         }
         rec = { ...rec, staged: { seq, file, marks: result.marks } };
-        this.deps.repo.save(rec);
+        this.saveDuringCycle(rec);
         failpoint("replica.after-staged");
         await this.applyStaged(rec, frames, ranges);
       }
@@ -397,7 +397,7 @@ export class ReplicaStore {
           totalLatencyMs: rec.stats.totalLatencyMs + latency,
         },
       };
-      this.deps.repo.save(rec);
+      rec = this.saveDuringCycle(rec);
       this.deps.repo.recordCycle({ relationshipId: id, seq, status: "applied", startedAt: startedIso, changedBytes: result.dataBytes, wireBytes: result.wireBytes });
       this.deps.events.emit({
         severity: "info",
@@ -490,7 +490,7 @@ export class ReplicaStore {
     if (makes && marks?.point) points.push(history.newPoint(seq, marks.point.at, marks.point.kind));
     const pruned = points.length > keep ? points.slice(0, points.length - keep) : [];
     points = points.slice(pruned.length);
-    this.deps.repo.save({
+    this.saveDuringCycle({
       ...rec,
       points,
       preparedSeq: marks?.prepared ? seq : null,
@@ -585,6 +585,17 @@ export class ReplicaStore {
       });
       return { view, rec, point: { id: p.id, kind: p.kind, at: p.at, seq: p.seq, sizeBytes: p.undoBytes } };
     });
+  }
+
+  /**
+   * Saves a record a cycle wrote from what it read earlier. A pause on the Replica server does
+   * not wait for the cycle under way (it refuses the next one), so it may have come meanwhile:
+   * it stays.
+   */
+  private saveDuringCycle(rec: ReplicaRecord): ReplicaRecord {
+    const saved = this.record(rec.id).state === "Suspended" ? { ...rec, state: "Suspended" as const } : rec;
+    this.deps.repo.save(saved);
+    return saved;
   }
 
   /** Pause or resume on the Replica server (a paused replica refuses cycles). */

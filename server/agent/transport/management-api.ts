@@ -14,6 +14,7 @@ import {
   ImportInitialReplicaBody,
   ReplicaServerSettings,
   ResynchronizeBody,
+  TestConnectionBody,
   type VmMetrics,
   ReverseReplicationBody,
   TestFailoverBody,
@@ -60,7 +61,7 @@ function vmView(vm: LabVm, ctx: ManagementContext) {
     cpus: c.cpus,
     memoryMiB: c.memoryMiB,
     assignedMemoryMiB: running ? c.memoryMiB : 0,
-    cpuUsagePercent: c.state === "Running" ? vm.workload.cpuUsagePercent(c.cpus) : null,
+    cpuUsagePercent: c.state === "Running" ? vm.cpuUsagePercent() : null,
     uptimeSeconds: running ? Math.floor((Date.now() - Date.parse(c.stateChangedAt)) / 1000) : 0,
     disks: c.disks.map((d) => ({ index: d.index, sizeBytes: d.sizeBytes })),
     workload: c.workload,
@@ -189,6 +190,7 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
   app.put("/api/v1/replica-server", async (req) => ctx.setReplicaSettings(parse(ReplicaServerSettings, req.body, "body")));
 
   app.get("/api/v1/replication", async () => ctx.replication.all());
+  app.post("/api/v1/replication/test-connection", async (req) => ctx.replication.testConnection(parse(TestConnectionBody, req.body, "body")));
   app.get("/api/v1/vms/:vmId/replication", async (req) => {
     const { vmId } = parse(VmParams, req.params, "params");
     ctx.hypervisor.get(vmId);
@@ -301,7 +303,7 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
     vms: ctx.hypervisor
       .list()
       .filter((vm) => vm.config.state === "Running")
-      .map((vm) => ({ id: vm.id, cpuUsagePercent: vm.workload.cpuUsagePercent(vm.config.cpus) })),
+      .map((vm) => ({ id: vm.id, cpuUsagePercent: vm.cpuUsagePercent() })),
   });
   app.get("/api/v1/events/stream", (req, reply) => streamEvents(req.headers["last-event-id"], req.query, reply, ctx.events, streams, metrics));
 }

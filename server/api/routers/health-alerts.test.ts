@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MGMT_TOKEN, waitFor } from "../../agent/testing/harness.js";
 import { createSession } from "../../console/auth/sessions.js";
 import { dashboardLinkOf } from "../../console/auth/dashboard-links.js";
+import { Alerter } from "../../fleet/alerts.js";
 import { wallSnapshot } from "../../fleet/wall-model.js";
 import { serveStatisticsCsv, STATISTICS_CSV_PATH } from "../statistics-csv.js";
 import { startConsoleFixture, type ConsoleFixture } from "../testing/console-fixture.js";
@@ -150,6 +151,9 @@ describe("health alerts", () => {
     broken = (await admin.alerts.add({ kind: "webhook", name: "Broken webhook", address: `${hookUrl}/broken` })).id;
     const mail = await admin.alerts.add({ kind: "mail", name: "Ops mail", address: "ops@example.com, dr@example.com", smtpUrl: "smtp://alerts:s3cret@127.0.0.1:1", enabled: false });
     expect(mail.smtpUrl).toBe("smtp://alerts:***@127.0.0.1:1");
+    const audited = JSON.stringify(await f.db.auditEntry.findMany({ where: { action: "alerts.add" } }));
+    expect(audited).toContain("Ops mail");
+    expect(audited).not.toContain("s3cret");
     expect((await admin.alerts.targets()).map((t) => [t.name, t.enabled])).toEqual([["Ops webhook", true], ["Broken webhook", true], ["Ops mail", false]]);
     await expectTrpcError(admin.alerts.add({ kind: "webhook", name: "x", address: "hooks.example.com" }), "BAD_REQUEST", "address");
     await expectTrpcError(admin.alerts.add({ kind: "webhook", name: "x", address: "ftp://hooks.example.com/" }), "BAD_REQUEST", "address");
@@ -185,6 +189,11 @@ describe("health alerts", () => {
     await new Promise((r) => setTimeout(r, 6000));
     await f.alerter.idle();
     expect(received.filter((r) => r.path === "/ok").length).toBe(1);
+    // A console that restarts (a new Alerter) remembers from the deliveries that it alerted.
+    const restarted = new Alerter(f.db);
+    restarted.observe(await f.as("Viewer").vms.get({ hostId: hv01, vmId }));
+    await restarted.idle();
+    expect(received.filter((r) => r.path === "/ok").length).toBe(1);
     const failed = await f.db.alertDelivery.findFirst({ where: { vmId, target: { name: "Broken webhook" } } });
     expect(failed).toMatchObject({ health: "Critical", result: "failed", error: "the webhook answered HTTP 500 Internal Server Error", hostName: "hv01.lab.test" });
     const events = await f.as("Viewer").events.list({ hostId: hv01, vmId });
@@ -205,6 +214,7 @@ describe("health alerts", () => {
   it("alerts when replication is paused on the Replica server, and when it resumes", async () => {
     received.length = 0;
     await f.pair.replica.ok("POST", `/api/v1/vms/${vmId}/replication/pause`);
+    expect((await f.pair.replica.ok<{ state: string }[]>("GET", `/api/v1/vms/${vmId}/replication`))[0]?.state).toBe("Suspended");
     const alert = await waitFor("Critical for the replica side", async () => received.find((r) => r.path === "/ok" && r.body.hostName === "hv02.lab.test" && r.body.health === "Critical"), 30_000, 50);
     expect(alert.body.reasons).toContain("Replication is paused on the Replica server.");
     expect((await f.as("Viewer").events.list({ hostId: hv02, vmId })).some((e) => e.kind === "console.alert" && e.severity === "warning")).toBe(true);

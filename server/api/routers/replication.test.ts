@@ -47,7 +47,7 @@ const wizard = (vmId: string) => ({
 describe("Specify Replica Server (checkReplicaServer)", () => {
   it("finds a connected Replica server by FQDN or short name and says what it accepts", async () => {
     const found = await f.as("Viewer").replication.checkReplicaServer({ hostId: hv01, replicaServer: "HV02.lab.test" });
-    expect(found).toMatchObject({ hostId: hv02, name: "hv02.lab.test", authMode: "https", port: f.pair.replica.ports.https, authorization: "any" });
+    expect(found).toMatchObject({ hostId: hv02, name: "hv02.lab.test", authMode: "https", port: f.pair.replica.ports.https, authorization: "any", trustGroup: "DEFAULT", storageLocation: join(f.pair.dir, "hv02", "replicas") });
     expect(found.https).toEqual({ enabled: true, port: f.pair.replica.ports.https, usable: true });
     expect(found.http).toEqual({ enabled: true, port: f.pair.replica.ports.http, usable: true });
     expect((await f.as("Viewer").replication.checkReplicaServer({ hostId: hv01, replicaServer: "hv02" })).hostId).toBe(hv02);
@@ -67,6 +67,12 @@ describe("Specify Replica Server (checkReplicaServer)", () => {
     try {
       const off = await expectTrpcError(viewer.replication.checkReplicaServer({ hostId: hv01, replicaServer: "hv02.lab.test" }), "PRECONDITION_FAILED", "replicaServer");
       expect(off.message).toMatch(/not enabled as a Replica server/);
+      const entries = [{ primaryServer: "*.elsewhere.test", storageLocation: join(f.pair.dir, "elsewhere"), trustGroup: "ELSEWHERE" }];
+      await admin.replicaServer.update({ hostId: hv02, settings: { ...settings, authorization: { mode: "entries", entries } } });
+      const refused = await expectTrpcError(viewer.replication.checkReplicaServer({ hostId: hv01, replicaServer: "hv02.lab.test" }), "PRECONDITION_FAILED", "replicaServer");
+      expect(refused.message).toMatch(/refuses this primary server: primary server 'hv01\.lab\.test' is not authorized/);
+      await admin.replicaServer.update({ hostId: hv02, settings: { ...settings, authorization: { mode: "entries", entries: [...entries, { ...entries[0]!, primaryServer: "*.lab.test", trustGroup: "LAB" }] } } });
+      expect(await viewer.replication.checkReplicaServer({ hostId: hv01, replicaServer: "hv02.lab.test" })).toMatchObject({ authorization: "entries", trustGroup: "LAB" });
     } finally {
       await admin.replicaServer.update({ hostId: hv02, settings });
     }
@@ -153,8 +159,11 @@ describe("Enable Replication", () => {
     const again = await expectTrpcError(op.replication.pause({ hostId: hv01, vmId }), "CONFLICT");
     expect(again.message).toMatch(/Suspended|paused/i);
     expect(await op.replication.resume({ hostId: hv01, vmId })).toMatchObject({ state: "Replicating" });
+    // Resuming runs a cycle at once; the replica is paused once it was applied (a pause while a
+    // cycle is being applied is lost by the agent: its apply ends by setting Replicating).
+    await f.pair.primary.ok("POST", `/api/v1/vms/${vmId}/replication/replicate-now`);
     expect(await op.replication.pause({ hostId: hv02, vmId })).toEqual({ state: "Suspended" });
-    expect((await replicationOf(hv02, vmId))?.health).toBe("Critical");
+    await waitFor("paused on the replica: Critical", async () => (await replicationOf(hv02, vmId))?.health === "Critical", 5000, 50);
     expect(await op.replication.resume({ hostId: hv02, vmId })).toEqual({ state: "Replicating" });
     await expectTrpcError(op.replication.resume({ hostId: hv02, vmId }), "CONFLICT");
     await expectTrpcError(op.replication.pause({ hostId: hv01, vmId: "nope" }), "BAD_REQUEST", "vmId");
@@ -224,8 +233,9 @@ describe("initial replication methods", () => {
     const vmId = await newVm("db-04");
     await f.pair.replica.kill();
     try {
-      const e = await expectTrpcError(f.as("Administrator").replication.enable({ ...wizard(vmId), recoveryHistory: 0, appConsistentFrequencyHours: null }), "BAD_GATEWAY");
-      expect(e.message).toMatch(/hv02\.lab\.test/);
+      // The primary's connection test before enabling: nothing listens there any more.
+      const e = await expectTrpcError(f.as("Administrator").replication.enable({ ...wizard(vmId), recoveryHistory: 0, appConsistentFrequencyHours: null }), "PRECONDITION_FAILED", "replicaPort");
+      expect(e.message).toMatch(/nothing listens on port \d+ of hv02\.lab\.test/);
       expect(await replicationOf(hv01, vmId)).toBeNull();
       await expectTrpcError(f.as("Viewer").replication.checkReplicaServer({ hostId: hv01, replicaServer: "hv02.lab.test" }), "SERVICE_UNAVAILABLE", "replicaServer");
     } finally {
