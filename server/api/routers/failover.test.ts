@@ -209,12 +209,18 @@ describe("planned failover as a job", () => {
 describe("unplanned failover", () => {
   it("is refused while the primary runs, with what was checked", async () => {
     await cachedState(hv02, "Replicating");
-    // A replica learns where to ask its primary from the cycles' marks; right after a planned
-    // failover it has had none yet (an agent gap, see the report), so one cycle first.
-    expect((await replicateNow(f.pair.primary)).ok).toBe(true);
+    // Right after a planned failover the replica has not yet learnt where to ask its primary (the
+    // agent would let this pass): the console's own check, from what it knows, refuses.
     await power(f.pair.primary, "start");
-    const e = await expectTrpcError(f.as("Operator").failover.failover({ hostId: hv02, vmId, pointId: "latest" }), "PRECONDITION_FAILED");
-    expect(e.message).toMatch(/Failed: .*Running/);
+    await waitFor("Running in the cache", async () => (await f.as("Viewer").vms.get({ hostId: hv01, vmId })).state === "Running", 10_000);
+    const byConsole = await expectTrpcError(f.as("Operator").failover.failover({ hostId: hv02, vmId, pointId: "latest" }), "PRECONDITION_FAILED");
+    expect(byConsole.message).toMatch(/Failed: Check the primary virtual machine is not running: .*Running on hv01/);
+    expect((await agentVm(f.pair.replica)).replication[0]?.state).toBe("Replicating");
+    // The agent's own check, once a cycle told the replica where its primary is.
+    expect((await replicateNow(f.pair.primary)).ok).toBe(true);
+    const agent = await f.pair.replica.api<{ error: { code: string; message: string } }>("POST", `/api/v1/vms/${vmId}/replication/failover`, { pointId: "latest" });
+    expect(agent.status).toBe(409);
+    expect(agent.body.error.message).toMatch(/Running/);
     await expectTrpcError(f.as("Viewer").failover.failover({ hostId: hv02, vmId, pointId: "latest" }), "FORBIDDEN");
     await expectTrpcError(f.as("Operator").failover.failover({ hostId: hv02, vmId, pointId: "one" }), "BAD_REQUEST", "pointId");
   });
