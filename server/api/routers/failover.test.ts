@@ -185,14 +185,42 @@ describe("planned failover as a job", () => {
     await expectTrpcError(f.as("Operator").jobs.get({ id: "" }), "BAD_REQUEST", "id");
     await expectTrpcError(f.as("Operator").jobs.cancel({ id: "nope" }), "NOT_FOUND");
   });
+
+  it("a prepare that failed while the Replica server was down succeeds on Retry once it is back", async () => {
+    await f.pair.replica.kill();
+    const job = await f.as("Operator").failover.planned({ hostId: hv01, vmId, start: false });
+    const failed = await finished(job.id);
+    expect(failed.status).toBe("failed");
+    expect(failed.stepIndex).toBe(0);
+    expect(failed.error).toMatch(/^Prepare the primary virtual machine for failover failed: .*Retry/);
+    await f.pair.replica.start();
+    await f.as("Operator").jobs.retry({ id: job.id });
+    const done = await finished(job.id);
+    expect(done.status, done.error ?? "").toBe("succeeded");
+    expect(await diskHash(f.pair.replica, vmId)).toBe(await diskHash(f.pair.primary, vmId));
+    // And back, for what follows (once the console has heard that hv02 is the primary).
+    await waitFor("hv02 primary in the cache", async () => (await f.as("Viewer").vms.get({ hostId: hv02, vmId })).replication?.mode === "Primary", 15_000);
+    const back = await finished((await f.as("Operator").failover.planned({ hostId: hv02, vmId, start: false })).id);
+    expect(back.status, back.error ?? "").toBe("succeeded");
+    expect((await agentVm(f.pair.primary)).replication[0]).toMatchObject({ role: "primary", state: "Replicating" });
+  });
 });
 
 describe("unplanned failover", () => {
   it("is refused while the primary runs, with what was checked", async () => {
     await cachedState(hv02, "Replicating");
+    // Right after a planned failover the replica has not yet learnt where to ask its primary (the
+    // agent would let this pass): the console's own check, from what it knows, refuses.
     await power(f.pair.primary, "start");
-    const e = await expectTrpcError(f.as("Operator").failover.failover({ hostId: hv02, vmId, pointId: "latest" }), "PRECONDITION_FAILED");
-    expect(e.message).toMatch(/Failed: .*Running/);
+    await waitFor("Running in the cache", async () => (await f.as("Viewer").vms.get({ hostId: hv01, vmId })).state === "Running", 10_000);
+    const byConsole = await expectTrpcError(f.as("Operator").failover.failover({ hostId: hv02, vmId, pointId: "latest" }), "PRECONDITION_FAILED");
+    expect(byConsole.message).toMatch(/Failed: Check the primary virtual machine is not running: .*Running on hv01/);
+    expect((await agentVm(f.pair.replica)).replication[0]?.state).toBe("Replicating");
+    // The agent's own check, once a cycle told the replica where its primary is.
+    expect((await replicateNow(f.pair.primary)).ok).toBe(true);
+    const agent = await f.pair.replica.api<{ error: { code: string; message: string } }>("POST", `/api/v1/vms/${vmId}/replication/failover`, { pointId: "latest" });
+    expect(agent.status).toBe(409);
+    expect(agent.body.error.message).toMatch(/Running/);
     await expectTrpcError(f.as("Viewer").failover.failover({ hostId: hv02, vmId, pointId: "latest" }), "FORBIDDEN");
     await expectTrpcError(f.as("Operator").failover.failover({ hostId: hv02, vmId, pointId: "one" }), "BAD_REQUEST", "pointId");
   });

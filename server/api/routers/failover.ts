@@ -38,6 +38,24 @@ function refusal(err: unknown): never {
   throw err;
 }
 
+/**
+ * The console's own split-brain check before an unplanned failover: a primary host it is
+ * connected to and that runs the VM is not lost. The agent checks too, but only where the
+ * primary said it can be asked (a replica made by a planned failover has not heard it yet).
+ */
+function primaryRunning(pair: VmPair): void {
+  const vm = pair.otherVm;
+  if (pair.other?.status !== "connected" || pair.otherRel?.role !== "primary" || !vm || !["Running", "Paused", "Starting", "Saving"].includes(vm.state)) return;
+  const step = "Check the primary virtual machine is not running";
+  throw new TRPCError({
+    code: "PRECONDITION_FAILED",
+    message: [
+      `'${pair.vm.name}' cannot fail over: it is ${vm.state} on ${pair.otherName}, which this console is connected to; shut it down there, or use Planned Failover`,
+      `Failed: ${step}: '${pair.vm.name}' is ${vm.state} on ${pair.otherName} (as the console last heard, ${vm.updatedAt})`,
+    ].join("\n"),
+  });
+}
+
 async function pairFor(ctx: Context, input: z.infer<typeof VmRef>, role: "primary" | "replica", what: string): Promise<VmPair> {
   const pair = await vmPair(ctx.db, input.hostId, input.vmId);
   requireRole(pair, role, what);
@@ -109,7 +127,7 @@ export const failoverRouter = router({
 
   /** Failover (unplanned), on the Replica server, to a chosen point. */
   failover: operatorProcedure.input(VmRef.extend({ pointId: PointId, start: z.boolean().default(true) })).mutation(async ({ ctx, input }) => {
-    await pairFor(ctx, input, "replica", "Failover");
+    primaryRunning(await pairFor(ctx, input, "replica", "Failover"));
     const res = await calls.failOver(ctx.fleet.link(input.hostId).client, input.vmId, { pointId: input.pointId, start: input.start }).catch(refusal);
     await ctx.fleet.link(input.hostId).resync();
     return res;
