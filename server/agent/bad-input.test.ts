@@ -238,6 +238,11 @@ const cases: Case[] = [
   { name: "frequencySeconds 60", method: "PATCH", path: "/api/v1/vms/{A}/replication", json: { frequencySeconds: 60 }, status: 400, field: "body.frequencySeconds" },
   { name: "compression as a string", method: "PATCH", path: "/api/v1/vms/{A}/replication", json: { compression: "off" }, status: 400, field: "body.compression" },
   { name: "a VM that is not replicated", method: "PATCH", path: "/api/v1/vms/{A}/replication", json: { frequencySeconds: 300 }, status: 409, message: /not a primary of replication/ },
+  { name: "initialStartAt not a time", method: "PATCH", path: "/api/v1/vms/{A}/replication", json: { initialStartAt: "tomorrow" }, status: 400, field: "body.initialStartAt" },
+  // POST /api/v1/replication/test-connection
+  { name: "test connection without a server", method: "POST", path: "/api/v1/replication/test-connection", json: { replicaPort: 9443 }, status: 400, field: "body.replicaServer" },
+  { name: "test connection to port 70000", method: "POST", path: "/api/v1/replication/test-connection", json: { replicaServer: "hv02.lab.test", replicaPort: 70000 }, status: 400, field: "body.replicaPort" },
+  { name: "test connection by FTP", method: "POST", path: "/api/v1/replication/test-connection", json: { replicaServer: "hv02.lab.test", replicaPort: 9443, authMode: "ftp" }, status: 400, field: "body.authMode" },
   { name: "malformed VM id", method: "PATCH", path: "/api/v1/vms/zzz/replication", json: { frequencySeconds: 300 }, status: 400, field: "params.vmId" },
   { name: "unknown VM", method: "PATCH", path: "/api/v1/vms/{X}/replication", json: { frequencySeconds: 300 }, status: 404, message: new RegExp(UNKNOWN) },
 

@@ -1,10 +1,10 @@
 /**
  * The replication calls of an agent's management API that the console's replication screens
- * make (docs/agent-api.md): enable, settings, pause/resume, resynchronize, import, remove and
+ * make (docs/agent-api.md): test connection, enable, settings, pause/resume, resynchronize, import, remove and
  * the wizard's estimates. Answers are parsed; refusals arrive as AgentCallError.
  */
 import { z } from "zod";
-import type { EnableReplicationBody, UpdateReplicationBody } from "../shared/agent-api.js";
+import type { EnableReplicationBody, TestConnectionBody, UpdateReplicationBody } from "../shared/agent-api.js";
 import { ResyncPolicy } from "../shared/agent-api.js";
 import { AgentRelationship } from "./agent-schemas.js";
 import type { AgentClient } from "./agent-client.js";
@@ -44,7 +44,21 @@ export const PrimarySettings = z.object({
 });
 export type PrimarySettings = z.infer<typeof PrimarySettings>;
 
+/** Test Replication Connection's answer: each check, and the first failure with the field to fix. */
+export const ConnectionTest = z.object({
+  ok: z.boolean(),
+  replicaServer: z.string(),
+  replicaPort: z.number(),
+  authMode: z.enum(["https", "http"]),
+  checks: z.array(z.object({ name: z.string(), status: z.enum(["passed", "failed", "skipped"]), message: z.string() })),
+  failure: z.object({ check: z.string(), field: z.enum(["replicaServer", "replicaPort", "authMode"]), code: z.string(), message: z.string() }).nullable(),
+  trustGroup: z.string().nullable(),
+  durationMs: z.number(),
+});
+export type ConnectionTest = z.infer<typeof ConnectionTest>;
+
 export const replicationCalls = (client: AgentClient) => ({
+  testConnection: (body: TestConnectionBody) => client.call(ConnectionTest, "POST", "/replication/test-connection", body),
   relationships: (vmId: string) => client.call(z.array(z.object({ role: z.string() }).passthrough()), "GET", vmPath(vmId)),
   enable: (vmId: string, body: z.input<typeof EnableReplicationBody>) => client.call(AgentRelationship, "POST", vmPath(vmId), body, LONG_CALL_MS),
   update: (vmId: string, patch: UpdateReplicationBody) => client.call(PrimarySettings, "PATCH", vmPath(vmId), patch),

@@ -197,6 +197,14 @@ export const EnableReplicationBody = z.object({
 }).refine(appConsistentNeedsHistory, appConsistentNeedsHistoryError);
 export type EnableReplicationBody = z.infer<typeof EnableReplicationBody>;
 
+/** Test Replication Connection: the Replica server, port and authentication of the Connection Parameters. */
+export const TestConnectionBody = z.object({
+  replicaServer: HostName,
+  replicaPort: Port,
+  authMode: AuthMode.default("https"),
+});
+export type TestConnectionBody = z.infer<typeof TestConnectionBody>;
+
 export const ResynchronizeBody = z.object({
   /** Start at this time (up to 7 days ahead) instead of now. */
   at: z.iso.datetime({ offset: true, message: "at must be an ISO 8601 date and time such as 2026-11-23T02:00:00Z" }).optional(),
@@ -210,6 +218,8 @@ export const UpdateReplicationBody = z
     recoveryHistory: RecoveryHistoryFields.recoveryHistory.removeDefault(),
     appConsistentFrequencyHours: RecoveryHistoryFields.appConsistentFrequencyHours.removeDefault(),
     resyncPolicy: ResyncPolicy,
+    /** Reschedules an initial copy that has not started (at most 7 days ahead); null cancels the schedule. */
+    initialStartAt: z.iso.datetime({ offset: true, message: "initialStartAt must be an ISO 8601 date and time such as 2026-11-23T02:00:00Z, or null" }).nullable(),
   })
   .partial()
   .refine((b) => Object.keys(b).length > 0, "give at least one setting to change");

@@ -15,6 +15,15 @@ export interface WizardContext {
   hostName: string;
   /** The Replica server as checked on Specify Replica Server (null until then). */
   server: RouterOutputs["replication"]["checkReplicaServer"] | null;
+  /** Another wizard built from these pages (Reverse Replication) says what it does in its own words. */
+  text?: WizardText;
+}
+
+export interface WizardText {
+  beforeYouBegin?: ReactNode;
+  summaryIntro?: string;
+  /** The Summary's "Initial replication" row. */
+  initialReplication?: string;
 }
 
 export function FieldMessage({ name }: { name: WizardField }) {

@@ -1,6 +1,6 @@
 /** Replication on this host: enabling, pausing, removing; the primaries' schedules. */
 import { randomUUID } from "node:crypto";
-import type { EnableReplicationBody, UpdateReplicationBody } from "../../shared/agent-api.js";
+import type { EnableReplicationBody, TestConnectionBody, UpdateReplicationBody } from "../../shared/agent-api.js";
 import { describeLoss } from "../hypervisor/types.js";
 import type { LabHypervisor } from "../hypervisor/lab/lab-hypervisor.js";
 import type { LabVm } from "../hypervisor/lab/lab-vm.js";
@@ -16,6 +16,8 @@ import { PlannedFailover } from "./failover/planned.js";
 import { UnplannedFailover } from "./failover/unplanned.js";
 import { HOUR_MS as HOUR, now, nowIso } from "../util/clock.js";
 import { exportView } from "./recovery/export.js";
+import { testReplicationConnection, type ConnectionTestResult } from "./connection-test.js";
+import { rescheduleInitial } from "./initial-schedule.js";
 
 export interface HistoryEstimate {
   recoveryHistory: number;
@@ -265,6 +267,12 @@ export class ReplicationManager {
     return recs.find((r) => r.role === "primary") ?? recs[0]!;
   }
 
+  /** Test Replication Connection from this host, before (or without) enabling. */
+  testConnection(body: TestConnectionBody): Promise<ConnectionTestResult> {
+    if (body.replicaServer === this.hostName) throw badRequest(`replicaServer: '${body.replicaServer}' is this host; test the connection to another server`);
+    return testReplicationConnection(this.deps.peers, body);
+  }
+
   async enable(vmId: string, body: EnableReplicationBody): Promise<PrimaryRecord> {
     const vm = this.hypervisor.get(vmId);
     if (vm.config.replicaOf) throw conflict(`'${vm.config.name}' is a Replica virtual machine; replication is enabled on its primary server`);
@@ -394,12 +402,16 @@ export class ReplicationManager {
   }
 
   /** Settings reach the replica with the next cycle; a new recovery history from the next hour. */
-  async update(vmId: string, patch: UpdateReplicationBody): Promise<PrimaryRecord> {
+  async update(vmId: string, body: UpdateReplicationBody): Promise<PrimaryRecord> {
     const p = this.primaryFor(vmId);
+    const { initialStartAt, ...patch } = body;
     const next = { ...p.record, ...patch };
     if (next.appConsistentFrequencyHours && next.recoveryHistory === 0) {
       throw badRequest("appConsistentFrequencyHours: application-consistent points need additional hourly recovery points (recoveryHistory 1-24)");
     }
+    // Checked before anything changes, so a refused schedule leaves the other settings alone too.
+    const schedule = initialStartAt !== undefined ? rescheduleInitial(p, initialStartAt, this.deps.events) : undefined;
+    schedule?.();
     const rec = p.update(patch);
     if (patch.recoveryHistory !== undefined || patch.appConsistentFrequencyHours !== undefined) {
       this.deps.events.emit({ severity: "info", kind: "replication.settings", vmId, relationshipId: rec.id, message: `Recovery history of '${rec.vmName}' changed to ${describeHistory(rec)}; it takes effect from the next hour.` });

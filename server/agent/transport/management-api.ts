@@ -14,6 +14,7 @@ import {
   ImportInitialReplicaBody,
   ReplicaServerSettings,
   ResynchronizeBody,
+  TestConnectionBody,
   type VmMetrics,
   ReverseReplicationBody,
   TestFailoverBody,
@@ -189,6 +190,7 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
   app.put("/api/v1/replica-server", async (req) => ctx.setReplicaSettings(parse(ReplicaServerSettings, req.body, "body")));
 
   app.get("/api/v1/replication", async () => ctx.replication.all());
+  app.post("/api/v1/replication/test-connection", async (req) => ctx.replication.testConnection(parse(TestConnectionBody, req.body, "body")));
   app.get("/api/v1/vms/:vmId/replication", async (req) => {
     const { vmId } = parse(VmParams, req.params, "params");
     ctx.hypervisor.get(vmId);

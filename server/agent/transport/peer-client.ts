@@ -110,7 +110,9 @@ export class PeerClient {
         req.destroy();
         const own = localError();
         if (own) return reject(own);
-        reject(err instanceof PeerError ? err : new PeerError(0, "UNREACHABLE", `cannot reach ${where}: ${err.message}`));
+        // The system's or TLS's code (ECONNREFUSED, SELF_SIGNED_CERT_IN_CHAIN, …) says what to fix.
+        const cause = (err as NodeJS.ErrnoException).code ?? (err.message === "no answer in time" ? "TIMEOUT" : undefined);
+        reject(err instanceof PeerError ? err : new PeerError(0, "UNREACHABLE", `cannot reach ${where}: ${err.message}`, cause ? { cause } : undefined));
       };
       req.on("timeout", () => fail(new Error("no answer in time")));
       req.on("error", fail);

@@ -93,4 +93,8 @@ export const SettingsInput = VmRef.extend({
   .refine((b) => Object.keys(b).some((k) => k !== "hostId" && k !== "vmId"), { message: "change at least one setting", path: ["frequencySeconds"] });
 
 export const ResynchronizeInput = VmRef.extend({ at: FutureTime.optional() });
+/** Start Replication: now (no initialStartAt), at a time, or null to cancel a schedule. */
+export const StartInitialInput = VmRef.extend({ initialStartAt: FutureTime.nullable().optional() });
+/** Test Replication Connection from the VM's host (the primary) with the Connection Parameters. */
+export const TestConnectionInput = HostRef.extend({ replicaServer: ServerName, replicaPort: ReplicaPort, authMode: AuthMode });
 export const ImportInput = VmRef.extend({ folder: Folder });

@@ -233,8 +233,9 @@ describe("initial replication methods", () => {
     const vmId = await newVm("db-04");
     await f.pair.replica.kill();
     try {
-      const e = await expectTrpcError(f.as("Administrator").replication.enable({ ...wizard(vmId), recoveryHistory: 0, appConsistentFrequencyHours: null }), "BAD_GATEWAY");
-      expect(e.message).toMatch(/hv02\.lab\.test/);
+      // The primary's connection test before enabling: nothing listens there any more.
+      const e = await expectTrpcError(f.as("Administrator").replication.enable({ ...wizard(vmId), recoveryHistory: 0, appConsistentFrequencyHours: null }), "PRECONDITION_FAILED", "replicaPort");
+      expect(e.message).toMatch(/nothing listens on port \d+ of hv02\.lab\.test/);
       expect(await replicationOf(hv01, vmId)).toBeNull();
       await expectTrpcError(f.as("Viewer").replication.checkReplicaServer({ hostId: hv01, replicaServer: "hv02.lab.test" }), "SERVICE_UNAVAILABLE", "replicaServer");
     } finally {

@@ -1,17 +1,18 @@
 /**
  * The VM's Replication submenu, server side: the Enable Replication wizard (check the Replica
- * server, estimates, enable), Start Replication, Replication Settings, Pause/Resume,
+ * server, estimates, enable), Test Replication Connection, Start Replication (now or at a
+ * time), Replication Settings, Pause/Resume,
  * Resynchronize, Import Initial Replica and Remove Replication, each driving the agents' API.
  */
 import { TRPCError } from "@trpc/server";
 import { authorizePrimary } from "../../agent/transport/authorization.js";
 import { AgentCallError } from "../../fleet/agent-client.js";
 import type { HostLink } from "../../fleet/host-link.js";
-import { PrimarySettings, replicationCalls } from "../../fleet/replication-calls.js";
+import { PrimarySettings, replicationCalls, type ConnectionTest } from "../../fleet/replication-calls.js";
 import { FieldError, toTrpcError } from "../errors.js";
 import { adminProcedure, operatorProcedure, protectedProcedure, router } from "../trpc.js";
 import type { Context } from "../context.js";
-import { CheckReplicaServerInput, EnableInput, EstimateInput, ImportInput, ResynchronizeInput, SettingsInput, VmRef } from "./replication.schema.js";
+import { CheckReplicaServerInput, EnableInput, EstimateInput, ImportInput, ResynchronizeInput, SettingsInput, StartInitialInput, TestConnectionInput, VmRef } from "./replication.schema.js";
 
 /**
  * Some agent refusals name their field only in the message ("authMode: this host has no
@@ -52,6 +53,11 @@ async function hostByName(ctx: Context, name: string) {
 }
 
 const fieldError = (code: TRPCError["code"], field: string, message: string) => new FieldError(code, message, { [field]: [message] });
+
+/** A failed Test Replication Connection, as an error on the field to change. */
+function connectionFailure(test: ConnectionTest): FieldError | undefined {
+  return test.failure ? fieldError("PRECONDITION_FAILED", test.failure.field, test.failure.message) : undefined;
+}
 
 export const replicationRouter = router({
   /**
@@ -104,14 +110,34 @@ export const replicationRouter = router({
     const primary = await ctx.fleet.hostOrThrow(hostId);
     if (body.replicaServer === primary.name) throw fieldError("BAD_REQUEST", "replicaServer", `the server ${primary.name} is the primary server of this virtual machine; choose another server as its Replica server`);
     const { link, agent } = calls(ctx, hostId);
+    // The primary tries the connection first: a network or trust problem lands on its field.
+    const test = await agentCall(() => agent.testConnection({ replicaServer: body.replicaServer, replicaPort: body.replicaPort, authMode: body.authMode }));
+    const failed = connectionFailure(test);
+    if (failed) throw failed;
     const record = await agentCall(() => agent.enable(vmId, body));
     await refreshVm(link, vmId);
     return { state: record.state, replicaServer: body.replicaServer };
   }),
 
-  /** Start Replication: the initial copy of a relationship enabled without starting it, now. */
-  startInitial: operatorProcedure.input(VmRef).mutation(async ({ ctx, input }) => {
+  /**
+   * Test Replication Connection from the primary (the VM's host) with the Connection Parameters:
+   * every check the agent made, and the first failure with the field to change.
+   */
+  testConnection: operatorProcedure.input(TestConnectionInput).mutation(async ({ ctx, input }) => {
+    const { hostId, ...body } = input;
+    const primary = await ctx.fleet.hostOrThrow(hostId);
+    if (body.replicaServer === primary.name) throw fieldError("BAD_REQUEST", "replicaServer", `the server ${primary.name} is the primary server; test the connection to its Replica server`);
+    return agentCall(() => calls(ctx, hostId).agent.testConnection(body));
+  }),
+
+  /** Start Replication: the initial copy of a relationship enabled without starting it, now or at a time (null: no schedule). */
+  startInitial: operatorProcedure.input(StartInitialInput).mutation(async ({ ctx, input }) => {
     const { link, agent } = calls(ctx, input.hostId);
+    if (input.initialStartAt !== undefined) {
+      const rec = await agentCall(() => agent.update(input.vmId, { initialStartAt: input.initialStartAt }));
+      await refreshVm(link, input.vmId);
+      return { ok: true, initialStartAt: rec.initialStartAt };
+    }
     const rels = await agentCall(() => agent.relationships(input.vmId));
     const state = rels.find((r) => r.role === "primary")?.state;
     if (state !== "Ready for initial replication") throw new TRPCError({ code: "CONFLICT", message: `replication is ${state ?? "not enabled"} on this server; Start Replication is for a primary that is Ready for initial replication` });
@@ -124,7 +150,7 @@ export const replicationRouter = router({
     }
     void copy.then(() => refreshVm(link, input.vmId));
     await refreshVm(link, input.vmId);
-    return { ok: true };
+    return { ok: true, initialStartAt: null };
   }),
 
   /** Replication Settings: the primary's settings as they are now. */

@@ -251,6 +251,9 @@ export class PlannedFailover {
       points: [],
       stats: emptyStats(),
       reason: null,
+      // The new primary answers where this host sent its cycles: the split-brain guard of an
+      // unplanned failover here can ask it before its first cycle says so.
+      returnPath: { port: rec.replicaPort, authMode: rec.authMode },
     };
     this.deps.repo.save(replica);
     this.event("info", "replication.reversed", rec, `'${rec.vmName}' failed over to ${peer.name} and is now its replica here; replication runs the other way from cycle ${seq + 1}.`, { seq });
