@@ -218,6 +218,7 @@ describe("Enable Replication wizard", () => {
       await page.click("[data-testid=wizard-finish]");
       await expect(message("replicaPort")).resolves.toMatch(/Nothing listens on port \d+ of hv02\.lab\.test/);
       await expect(heading()).resolves.toBe("Specify Connection Parameters");
+      expect(await page.locator("[data-testid=wizard-connection-ok]").count()).toBe(0);
       await shot(page, "repl-15-finish-unreachable");
       await expect(page.inputValue("[data-testid=wizard-bandwidth]")).resolves.toBe("20");
       await page.click('[data-testid="wizard-page-Specify Replica Server"]');

@@ -50,7 +50,10 @@ export function SpecifyReplicaServerPage({ ctx, checking }: { ctx: WizardContext
 export function ConnectionParametersPage({ ctx, checking }: { ctx: WizardContext; checking: boolean }) {
   const { register, watch, setValue, formState } = useFormContext<WizardValues>();
   const s = ctx.server;
-  const limit = watch("limitBandwidth");
+  const [limit, port, authMode] = watch(["limitBandwidth", "replicaPort", "authMode"]);
+  // Only for what is on the page now, and not beside a newer failure (Finish tests again).
+  const c = ctx.connection;
+  const tested = c?.ok && c.replicaPort === port && c.authMode === authMode && !formState.errors.replicaPort && !formState.errors.authMode;
   const why = (kind: "https" | "http") => (!s?.[kind].enabled ? " (not enabled on the Replica server)" : !s[kind].usable ? ` (not configured on both servers)` : ` (port ${s[kind].port})`);
   const choose = (kind: "https" | "http") => s && setValue("replicaPort", s[kind].port, { shouldDirty: true });
   return (
@@ -74,9 +77,9 @@ export function ConnectionParametersPage({ ctx, checking }: { ctx: WizardContext
       <input id="replicaPort" type="number" data-testid="wizard-port" className={cn(wizardInput, "w-[100px]")} aria-invalid={!!formState.errors.replicaPort} {...register("replicaPort", { valueAsNumber: true })} />
       <FieldMessage name="replicaPort" />
       {checking ? <p className="mt-1" data-testid="wizard-testing-connection">Testing the connection from {ctx.hostName}...</p> : null}
-      {ctx.connection?.ok && !checking ? (
+      {c && tested && !checking ? (
         <p className="mt-1 text-ok" data-testid="wizard-connection-ok">
-          Connection tested: {ctx.connection.replicaServer} accepts {ctx.hostName} on port {ctx.connection.replicaPort} ({ctx.connection.authMode.toUpperCase()}).
+          Connection tested: {c.replicaServer} accepts {ctx.hostName} on port {c.replicaPort} ({c.authMode.toUpperCase()}).
         </p>
       ) : null}
       <div className="mt-3">
