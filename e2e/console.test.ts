@@ -5,8 +5,8 @@
  */
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MGMT_TOKEN, startPair, type Pair } from "../server/agent/testing/harness.js";
-import { launchChromium, shot, signIn, startConsoleProcess, trpcMutation, type ConsoleProcess } from "./support.js";
+import { startPair, type Pair } from "../server/agent/testing/harness.js";
+import { connectServer, launchChromium, shot, signIn, startConsoleProcess, trpcMutation, type ConsoleProcess } from "./support.js";
 
 let pair: Pair;
 let consoleProc: ConsoleProcess;
@@ -24,14 +24,6 @@ afterAll(async () => {
   await consoleProc?.stop();
   await pair?.cleanup();
 });
-
-async function connectServer(page: Page, url: string, name: string): Promise<void> {
-  await page.click("[data-testid=action-connect-server]");
-  await page.fill("[data-testid=connect-address]", url);
-  await page.fill("[data-testid=connect-token]", MGMT_TOKEN);
-  await page.click("[data-testid=connect-ok]");
-  await page.waitForSelector(`[data-testid="host-${name}"][data-status=connected]`, { timeout: 10_000 });
-}
 
 describe("the console in a browser", () => {
   it("sends a visitor to the login page and refuses a wrong password", async () => {

@@ -7,13 +7,14 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { ROOT } from "../server/agent/agent-process.js";
-import { freePort } from "../server/agent/testing/harness.js";
+import { freePort, MGMT_TOKEN } from "../server/agent/testing/harness.js";
 
 const TSX = join(ROOT, "node_modules/tsx/dist/esm/index.mjs");
 export const SHOTS = join(ROOT, "test-results", "e2e");
 
 export interface ConsoleProcess {
   url: string;
+  port: number;
   admin: { name: string; password: string };
   child: ChildProcess;
   output(): string;
@@ -21,14 +22,15 @@ export interface ConsoleProcess {
 }
 
 /**
- * `again`: start a console once more on the same port and database (after `stop()`); the first
- * start's administrator is passed on, since only a new database prints one.
+ * Starts the console on a new port, or again on the port of `again` with the same database
+ * (after `stop()`; the first start's `admin` is passed back in: the password is printed only
+ * once). `env` adds variables.
  */
-export async function startConsoleProcess(dir: string, again?: ConsoleProcess): Promise<ConsoleProcess> {
-  const port = again ? Number(new URL(again.url).port) : await freePort();
+export async function startConsoleProcess(dir: string, again: Pick<ConsoleProcess, "port" | "admin"> | null = null, env: Record<string, string> = {}): Promise<ConsoleProcess> {
+  const port = again?.port ?? (await freePort());
   const child = spawn(process.execPath, ["--import", TSX, join(ROOT, "server/console/main.ts")], {
     cwd: ROOT,
-    env: { ...process.env, NODE_OPTIONS: "", DATABASE_URL: `file:${join(dir, "console.db")}`, PORT: String(port), HOST: "127.0.0.1" },
+    env: { ...process.env, NODE_OPTIONS: "", DATABASE_URL: `file:${join(dir, "console.db")}`, PORT: String(port), HOST: "127.0.0.1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -37,8 +39,8 @@ export async function startConsoleProcess(dir: string, again?: ConsoleProcess): 
       out += d.toString();
       const m = /user name: (\S+)\s+password:\s+(\S+)/.exec(out);
       if (!out.includes("Replica Manager console:")) return;
-      if (again) ok(again.admin);
-      else if (m) ok({ name: m[1]!, password: m[2]! });
+      if (m) ok({ name: m[1]!, password: m[2]! });
+      else if (again) ok(again.admin);
     };
     child.stdout!.on("data", onData);
     child.stderr!.on("data", onData);
@@ -47,6 +49,7 @@ export async function startConsoleProcess(dir: string, again?: ConsoleProcess): 
   const admin = await ready;
   return {
     url: `http://127.0.0.1:${port}`,
+    port,
     admin,
     child,
     output: () => out,
@@ -95,4 +98,13 @@ export const shot = (page: Page, name: string) => page.screenshot({ path: join(S
 export async function trpcMutation(page: Page, path: string, input: unknown): Promise<{ status: number; body: unknown }> {
   const res = await page.request.post(`/api/trpc/${path}`, { data: { json: input } });
   return { status: res.status(), body: await res.json() };
+}
+
+/** Connect to Server... with the agent's address and management token; waits until it is connected. */
+export async function connectServer(page: Page, url: string, name: string): Promise<void> {
+  await page.click("[data-testid=action-connect-server]");
+  await page.fill("[data-testid=connect-address]", url);
+  await page.fill("[data-testid=connect-token]", MGMT_TOKEN);
+  await page.click("[data-testid=connect-ok]");
+  await page.waitForSelector(`[data-testid="host-${name}"][data-status=connected]`, { timeout: 10_000 });
 }

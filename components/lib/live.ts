@@ -84,7 +84,7 @@ export function useLiveFleet(watchedHostId: string | null): { connected: boolean
     if (socket && watched.current && watched.current !== watchedHostId) watch(socket, watched.current, false);
     watched.current = watchedHostId;
     if (socket?.connected && watchedHostId) watch(socket, watchedHostId, true);
-    // Updates of an unwatched host were not merged: its cached list may miss what changed meanwhile.
+    // Changes made while another host was watched never reached this list: read it again.
     if (watchedHostId) void qc.invalidateQueries({ queryKey: trpc.vms.list.queryKey(watchedHostId === ALL_HOSTS ? {} : { hostId: watchedHostId }) });
   }, [watchedHostId, qc, trpc]);
 

@@ -11,14 +11,14 @@ const LABEL = { pending: "Not started", running: "In progress", succeeded: "Comp
 export function JobSteps({ job }: { job: Job }) {
   return (
     <div data-testid="job-steps" data-status={job.status}>
-      <table className="w-full border-collapse">
+      <table className="w-full table-fixed border-collapse">
         <tbody>
           {job.steps.map((s) => (
             <tr key={s.name} data-testid="job-step" data-status={s.status} className="align-top">
               <td className={cn("w-[18px] py-[2px]", COLOR[s.status])}>{MARK[s.status]}</td>
-              <td className="w-[250px] py-[2px]">{s.name}</td>
-              <td className={cn("w-[90px] py-[2px]", COLOR[s.status])}>{LABEL[s.status]}</td>
-              <td className="py-[2px] text-muted">{s.detail}</td>
+              <td className="w-[42%] py-[2px] pr-2">{s.name}</td>
+              <td className={cn("w-[82px] py-[2px]", COLOR[s.status])}>{LABEL[s.status]}</td>
+              <td className="py-[2px] break-words text-muted">{s.detail}</td>
             </tr>
           ))}
         </tbody>

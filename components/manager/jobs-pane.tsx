@@ -15,6 +15,12 @@ import { useTRPC } from "@/components/lib/trpc";
 import { mayOperate, type Role } from "@/components/lib/vm-actions";
 import { JOB_TITLE, JobSteps, jobProgress } from "./job-steps";
 
+/** The time for today's jobs, the date for older ones (the full time is the cell's tooltip). */
+function startedAt(iso: string): string {
+  const d = new Date(iso);
+  return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleDateString();
+}
+
 const STATUS_COLOR = { queued: "", running: "text-link", succeeded: "text-ok", failed: "text-crit", cancelled: "text-muted" } as const;
 
 export function JobsPane({ role }: { role: Role | undefined }) {
@@ -27,14 +33,14 @@ export function JobsPane({ role }: { role: Role | undefined }) {
   const failure = retry.error ?? cancel.error;
   return (
     <div className="flex h-full min-h-0 bg-pane" data-testid="jobs-pane">
-      <div className="min-h-0 w-[55%] overflow-auto border-r border-border-light">
+      <div className="min-h-0 w-[50%] overflow-auto border-r border-border-light">
         <table className="w-full table-fixed border-collapse">
           <thead className="sticky top-0 bg-white">
             <tr className="text-left">
-              <th className="w-[130px] border-r border-b border-border-light px-1 font-normal">Job</th>
-              <th className="w-[110px] border-r border-b border-border-light px-1 font-normal">Virtual Machine</th>
-              <th className="border-r border-b border-border-light px-1 font-normal">Progress</th>
-              <th className="w-[150px] border-b border-border-light px-1 font-normal">Started</th>
+              <th className="w-[112px] border-r border-b border-border-light px-1 font-normal whitespace-nowrap">Job</th>
+              <th className="w-[100px] border-r border-b border-border-light px-1 font-normal whitespace-nowrap">Virtual Machine</th>
+              <th className="border-r border-b border-border-light px-1 font-normal whitespace-nowrap">Progress</th>
+              <th className="w-[92px] border-b border-border-light px-1 font-normal whitespace-nowrap">Started</th>
             </tr>
           </thead>
           <tbody>
@@ -52,7 +58,9 @@ export function JobsPane({ role }: { role: Role | undefined }) {
                 <td className={cn("truncate px-1", STATUS_COLOR[j.status])} title={j.error ?? undefined}>
                   {jobProgress(j)}
                 </td>
-                <td className="truncate px-1 whitespace-nowrap">{formatDateTime(j.createdAt)}</td>
+                <td className="truncate px-1 whitespace-nowrap" title={formatDateTime(j.createdAt)}>
+                  {startedAt(j.createdAt)}
+                </td>
               </tr>
             ))}
             {jobs.data?.length === 0 ? (
@@ -68,19 +76,22 @@ export function JobsPane({ role }: { role: Role | undefined }) {
       <div className="min-h-0 flex-1 overflow-auto p-2" data-testid="job-detail">
         {job ? (
           <>
-            <div className="mb-1 flex items-center gap-2">
-              <span className="font-semibold">
-                {JOB_TITLE[job.kind]} of {job.vmName}
-              </span>
-              <span className="text-muted">
-                {job.input.primaryHost} → {job.input.replicaHost}, by {job.createdBy}
-              </span>
+            <div className="mb-1 flex items-start gap-2">
+              <div className="min-w-0 flex-1">
+                <div className="font-semibold">
+                  {JOB_TITLE[job.kind]} of {job.vmName}
+                </div>
+                <div className="text-muted">
+                  {job.input.primaryHost} → {job.input.replicaHost}, by {job.createdBy}
+                  {job.finishedAt ? `; ended ${formatDateTime(job.finishedAt)}` : ""}
+                </div>
+              </div>
               {job.status === "failed" ? (
-                <span className="ml-auto flex gap-2">
+                <span className="flex shrink-0 gap-2">
                   <Button data-testid="job-retry" disabled={!mayOperate(role) || retry.isPending} onClick={() => retry.mutate({ id: job.id })}>
                     Retry
                   </Button>
-                  <Button data-testid="job-cancel" disabled={!mayOperate(role) || cancel.isPending} onClick={() => cancel.mutate({ id: job.id })}>
+                  <Button data-testid="job-cancel" className="whitespace-nowrap" disabled={!mayOperate(role) || cancel.isPending} onClick={() => cancel.mutate({ id: job.id })}>
                     Cancel Job
                   </Button>
                 </span>

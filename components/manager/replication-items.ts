@@ -60,7 +60,8 @@ export function replicationItems(vm: Vm, role: Role | undefined, open: (kind: Re
   if (r.mode === "Primary") {
     const initialPending = state === "Ready for initial replication";
     return [
-      item("planned-failover", "Planned Failover...", vm.state === "Off" && (state === "Replicating" || state === "Prepared for planned failover")),
+      // Offered while the VM runs too, as in Hyper-V: the dialog's checks say it must be turned off.
+      item("planned-failover", "Planned Failover...", state === "Replicating" || state === "Prepared for planned failover"),
       ...(initialPending && !r.awaitingImport ? [item("start-initial", "Start Replication...", true)] : []),
       // The agent resynchronizes (now or at a time) only from Resynchronization required.
       item("resynchronize", "Resynchronize...", state === "Resynchronization required"),

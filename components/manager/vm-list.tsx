@@ -52,7 +52,8 @@ export function VmList({ vms, selectedId, pending, servers, onSelect, onContextM
       { id: "cpu", header: "CPU Usage", accessorFn: (v) => v.cpuUsagePercent ?? -1, size: 80, cell: ({ row }) => (row.original.cpuUsagePercent === null ? "" : `${row.original.cpuUsagePercent} %`) },
       { id: "memory", header: "Assigned Memory", accessorKey: "assignedMemoryMiB", size: 115, cell: ({ getValue }) => formatMemoryMB(getValue<number>()) },
       { id: "uptime", header: "Uptime", accessorFn: (v) => (v.upSince ? -Date.parse(v.upSince) : Number.NEGATIVE_INFINITY), size: 90, cell: ({ row }) => formatUptime(row.original.upSince, now) },
-      { id: "status", header: "Status", accessorFn: (v) => pending[vmKey(v)] ?? "", size: 120 },
+      // The table caches accessor values until the VMs change: the cell reads the current status itself.
+      { id: "status", header: "Status", accessorFn: (v) => pending[vmKey(v)] ?? "", size: 120, cell: ({ row }) => <span title={pending[vmKey(row.original)]}>{pending[vmKey(row.original)] ?? ""}</span> },
       {
         id: "health",
         header: "Replication Health",

@@ -105,7 +105,6 @@ describe("planned failover", () => {
     expect(old).toMatchObject({ isReplica: true, state: "Off" });
     expect(old.replication[0]).toMatchObject({ role: "replica", state: "Replicating" });
     expect((await pair.primary.api("POST", `/api/v1/vms/${vmId}/power`, { action: "start" })).status).toBe(409);
-
     // Replication runs the other way: only what changed is sent.
     const written = await scatter(pair.replica, 5);
     const back = await replicateNow(pair.replica);
@@ -126,6 +125,20 @@ describe("planned failover", () => {
       const events = await pair.primary.ok<{ kind: string }[]>("GET", `/api/v1/events?vmId=${vmId}&limit=1000`);
       return events.filter((e) => e.kind === "replica.failed-over").length === 1 && events.some((e) => e.kind === "replication.reversed");
     });
+  });
+
+  it("right after a reversed failover, refuses an unplanned failover back while the new primary runs the VM", async () => {
+    const id = (await pair.primary.ok<VmView>("POST", "/api/v1/vms", { name: "split-01", disks: [{ sizeBytes: 4 * MiB }] })).id;
+    await pair.primary.ok("POST", `/api/v1/vms/${id}/replication`, { replicaServer: "hv02.lab.test", replicaPort: pair.replica.ports.https, frequencySeconds: 900, startInitialReplication: false });
+    expect((await pair.primary.ok<CycleOutcome>("POST", `/api/v1/vms/${id}/replication/replicate-now`)).ok).toBe(true);
+    const run = await pair.primary.ok<{ steps: Step[] }>("POST", `/api/v1/vms/${id}/replication/planned-failover`, {});
+    expect(run.steps.every((s) => s.ok)).toBe(true);
+    expect((await pair.replica.ok<VmView>("GET", `/api/v1/vms/${id}`)).state).toBe("Running");
+    // No cycle has come the other way yet; hv01 must still know where to ask its new primary.
+    const refused = await pair.primary.api<{ error: { message: string } }>("POST", `/api/v1/vms/${id}/replication/failover`, {});
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.message).toMatch(/running/i);
+    expect((await pair.primary.ok<VmView & { isReplica: boolean }>("GET", `/api/v1/vms/${id}`)).isReplica).toBe(true);
   });
 
   it("can be driven step by step: prepare on the primary, fail over on the replica", async () => {

@@ -41,5 +41,7 @@ export const failoverCalls = {
   completeFailover: (c: AgentClient, vmId: string) => c.call(null, "POST", `${vmPath(vmId)}/replication/failover/complete`),
   reverse: (c: AgentClient, vmId: string, body: { replicaPort?: number; authMode?: "https" | "http" }) => c.call(null, "POST", `${vmPath(vmId)}/replication/reverse`, body),
   updateReplication: (c: AgentClient, vmId: string, body: Record<string, unknown>) => c.call(null, "PATCH", `${vmPath(vmId)}/replication`, body),
+  replicateNow: (c: AgentClient, vmId: string) =>
+    c.call(z.object({ seq: z.number(), ok: z.boolean(), error: z.string().optional() }), "POST", `${vmPath(vmId)}/replication/replicate-now`),
   power: (c: AgentClient, vmId: string, action: "start" | "turn-off") => c.call(AgentVm, "POST", `${vmPath(vmId)}/power`, { action }),
 };

@@ -40,6 +40,11 @@ export const plannedFailover: Omit<JobDef, "kind" | "title"> = {
         if (rel?.role === "replica" || rel?.state === "Failover complete") return `${ctx.input.replicaHost} has already failed over`;
         if (rel?.role !== "primary") throw new StepError(`${ctx.input.primaryHost} is no longer the primary server of '${ctx.vmName}'`, "Refresh the servers and start the failover again from the current primary; Cancel this job.");
         if (rel.state === "Prepared for planned failover") return `already prepared: the last changes up to cycle ${rel.lastAckedSeq} were sent`;
+        // A Replica server that was down left the primary in Error, waiting for its next retry: catch up now.
+        if (rel.state === "Error") {
+          const cycle = await calls.replicateNow(primary, ctx.input.vmId);
+          if (!cycle.ok) throw new StepError(`${ctx.input.primaryHost} cannot send to ${ctx.input.replicaHost}: ${cycle.error ?? "the cycle failed"}`, `When ${ctx.input.replicaHost} accepts replication again, Retry; or Cancel the job.`);
+        }
         const res = await calls.prepare(primary, ctx.input.vmId).catch((err) => refused(err, `Correct what the check names (turn the virtual machine off on ${ctx.input.primaryHost}), then Retry; or Cancel the job.`));
         return res.steps.at(-1)?.detail ?? "prepared";
       },

@@ -10,7 +10,22 @@ import { StepError, type JobDef, type StepContext } from "./types.js";
 const RESYNC_WAIT_MS = 30 * 60_000;
 
 const newPrimary = (ctx: StepContext) => ctx.fleet.link(ctx.input.replicaHostId).client;
-const SETTINGS = ["frequencySeconds", "compression", "recoveryHistory"] as const;
+const SETTINGS = ["frequencySeconds", "compression", "recoveryHistory", "appConsistentFrequencyHours", "bandwidthLimitMiBps"] as const;
+
+function describeSetting(key: string, value: unknown): string {
+  switch (key) {
+    case "frequencySeconds":
+      return `replication every ${Number(value) < 60 ? `${String(value)} seconds` : `${Number(value) / 60} minutes`}`;
+    case "compression":
+      return value ? "compression on" : "compression off";
+    case "recoveryHistory":
+      return value ? `${String(value)} additional hourly recovery points` : "only the latest recovery point";
+    case "appConsistentFrequencyHours":
+      return value ? `application-consistent points every ${String(value)} hours` : "no application-consistent points";
+    default:
+      return value === null ? "no bandwidth limit" : `bandwidth limit ${String(value)} MB/s`;
+  }
+}
 
 export const reverseReplication: Omit<JobDef, "kind" | "title"> = {
   steps: [
@@ -31,10 +46,11 @@ export const reverseReplication: Omit<JobDef, "kind" | "title"> = {
       async run(ctx) {
         const rel = (await calls.relationships(newPrimary(ctx), ctx.input.vmId))[0];
         if (rel?.role !== "primary") throw new StepError(`${ctx.input.replicaHost} is not the primary of '${ctx.vmName}'`);
-        const wanted = Object.fromEntries(SETTINGS.filter((k) => ctx.input.options[k] !== undefined && ctx.input.options[k] !== rel[k]).map((k) => [k, ctx.input.options[k]]));
-        if (Object.keys(wanted).length === 0) return "already applied";
+        // An agent that leaves a setting out means it is off (null).
+        const wanted = Object.fromEntries(SETTINGS.filter((k) => ctx.input.options[k] !== undefined && ctx.input.options[k] !== (rel[k] ?? null)).map((k) => [k, ctx.input.options[k]]));
+        if (Object.keys(wanted).length === 0) return "as before the failover";
         await calls.updateReplication(newPrimary(ctx), ctx.input.vmId, wanted);
-        return `changed: ${Object.entries(wanted).map(([k, v]) => `${k} ${String(v)}`).join(", ")}`;
+        return `changed: ${Object.entries(wanted).map(([k, v]) => describeSetting(k, v)).join(", ")}`;
       },
     },
     {

@@ -20,11 +20,11 @@ function DataLoss({ data, pointId }: { data: RecoveryPoints; pointId: string }) 
   const lines = [
     p.kind === "latest"
       ? `Changes the primary made after the last replication (${formatDateTime(data.lastReplicatedAt)}) are lost.`
-      : `Changes after ${formatDateTime(p.at)} are lost: ${formatSeconds(p.secondsBeforeLastReplicated)} of replicated changes (up to ${formatDateTime(data.lastReplicatedAt)}), and whatever the primary wrote after that.`,
+      : `Changes after ${formatDateTime(p.at)} are lost: ${p.secondsBeforeLastReplicated < 1 ? "less than a second" : formatSeconds(p.secondsBeforeLastReplicated)} of replicated changes (up to ${formatDateTime(data.lastReplicatedAt)}), and whatever the primary wrote after that.`,
   ];
   const { primary } = data;
   if (primary.vmState === "Running" || primary.vmState === "Paused") {
-    lines.push(`${primary.host} was ${primary.status === "connected" ? "reached just now" : `last seen ${formatDateTime(primary.lastSeenAt)}`} with ${primary.vmState === "Running" ? "the virtual machine running" : "the virtual machine paused"}${p.secondsBeforePrimaryLastSeen !== null ? `: up to ${formatSeconds(p.secondsBeforePrimaryLastSeen)} of its writes may be lost` : ""}.`);
+    lines.push(`${primary.host} was ${primary.status === "connected" ? "reached just now" : `last seen ${formatDateTime(primary.lastSeenAt)}`} with ${primary.vmState === "Running" ? "the virtual machine running" : "the virtual machine paused"}${p.secondsBeforePrimaryLastSeen ? `: up to ${formatSeconds(p.secondsBeforePrimaryLastSeen)} of its writes since the point may be lost` : ": its writes since the last replication may be lost"}.`);
   } else if (primary.vmState) {
     lines.push(`${primary.host} last reported the virtual machine ${primary.vmState} (${primary.status}).`);
   }
@@ -41,11 +41,13 @@ function DataLoss({ data, pointId }: { data: RecoveryPoints; pointId: string }) 
 export function FailoverDialog({ vm, onClose }: { vm: Vm; onClose(): void }) {
   const trpc = useTRPC();
   const ref = { hostId: vm.hostId, vmId: vm.vmId };
-  const points = useQuery(trpc.failover.recoveryPoints.queryOptions(ref));
+  const points = useQuery({ ...trpc.failover.recoveryPoints.queryOptions(ref), gcTime: 0 });
   const [pointId, setPointId] = useState("latest");
   const [start, setStart] = useState(true);
   const failover = useMutation(trpc.failover.failover.mutationOptions({ onSuccess: onClose }));
-  const refusal = failover.error ? errorMessage(failover.error).split("\n") : [];
+  // A refusal with checks comes as its reason, then one "Passed:/Failed:" line per check.
+  const lines = failover.error ? errorMessage(failover.error).split("\n") : [];
+  const refusal = lines.length > 1 ? ["The failover was refused. What was checked:", ...lines.slice(1)] : lines;
   return (
     <Dialog
       title={`Failover - ${vm.name}`}

@@ -18,7 +18,8 @@ const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 export function PlannedFailoverDialog({ vm, onClose }: { vm: Vm; onClose(): void }) {
   const trpc = useTRPC();
   const ref = { hostId: vm.hostId, vmId: vm.vmId };
-  const checks = useQuery(trpc.failover.plannedChecks.queryOptions(ref));
+  // Read afresh each time the dialog opens: what was true a minute ago may not be now.
+  const checks = useQuery({ ...trpc.failover.plannedChecks.queryOptions(ref), gcTime: 0 });
   const [reverse, setReverse] = useState(true);
   const [start, setStart] = useState(true);
   const submit = useMutation(trpc.failover.planned.mutationOptions());
@@ -79,7 +80,7 @@ export function PlannedFailoverDialog({ vm, onClose }: { vm: Vm; onClose(): void
             <tbody>
               {(checks.data?.steps ?? []).map((s) => (
                 <tr key={s.step} data-testid="planned-check" data-ok={s.ok} className="align-top">
-                  <td className={cn("w-[60px] px-1", s.ok ? "text-ok" : "text-crit")}>{s.ok ? "✔ Passed" : "✖ Failed"}</td>
+                  <td className={cn("w-[70px] px-1 whitespace-nowrap", s.ok ? "text-ok" : "text-crit")}>{s.ok ? "✔ Passed" : "✖ Failed"}</td>
                   <td className="w-[250px] px-1">{s.step}</td>
                   <td className="px-1 text-muted">{s.detail}</td>
                 </tr>

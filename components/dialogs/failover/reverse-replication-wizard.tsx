@@ -1,115 +1,100 @@
 "use client";
 
 /**
- * Reverse Replication wizard, after a completed failover: prefilled from the original settings;
- * Finish starts a console job (reverse, apply the settings, resynchronize) whose progress it shows.
+ * Reverse Replication wizard, after a completed failover: the Enable Replication wizard's pages
+ * (components/dialogs/replication), prefilled from the original relationship's settings, with the
+ * old primary as the Replica server. Finish starts a console job (reverse, apply the settings,
+ * resynchronize) whose progress the completion page shows live.
  */
 import { useMutation, useQuery } from "@tanstack/react-query";
-import { useEffect, useState } from "react";
 import { Button } from "@/components/ui/button";
 import { Dialog } from "@/components/ui/dialog";
-import { cn } from "@/components/lib/cn";
-import { errorMessage, fieldErrors } from "@/components/lib/errors";
+import { errorMessage } from "@/components/lib/errors";
 import { useTRPC, type Vm } from "@/components/lib/trpc";
 import { JobSteps } from "@/components/manager/job-steps";
-import { checkReversePage, REVERSE_PAGES, ReverseWizardPage, type ReverseDraft, type ReversePage } from "./reverse-pages";
+import { wizardDefaults, type WizardPageName } from "@/components/dialogs/replication/enable-wizard-model";
+import { ReplicationWizard } from "@/components/dialogs/replication/replication-wizard";
 
-const FIELD_PAGE: Record<string, ReversePage> = { replicaPort: "Specify Connection Parameters", authMode: "Specify Connection Parameters", frequencySeconds: "Configure Replication Frequency", recoveryHistory: "Configure Additional Recovery Points" };
+const PAGES: readonly WizardPageName[] = ["Before You Begin", "Specify Replica Server", "Specify Connection Parameters", "Configure Replication Frequency", "Configure Additional Recovery Points", "Summary"];
+
+function JobProgress({ jobId }: { jobId: string }) {
+  const trpc = useTRPC();
+  const job = useQuery({ ...trpc.jobs.get.queryOptions({ id: jobId }), refetchInterval: (q) => (q.state.data?.finishedAt ? false : 1000) });
+  if (!job.data) return <div className="text-muted">Starting...</div>;
+  return (
+    <div data-testid="reverse-progress">
+      <div className="mb-1 font-semibold">{job.data.status === "succeeded" ? "Reverse replication is set up." : job.data.status === "failed" ? "Reverse replication failed." : "Reversing replication..."}</div>
+      <JobSteps job={job.data} />
+    </div>
+  );
+}
 
 export function ReverseReplicationWizard({ vm, onClose }: { vm: Vm; onClose(): void }) {
   const trpc = useTRPC();
   const ref = { hostId: vm.hostId, vmId: vm.vmId };
-  const defaults = useQuery(trpc.failover.reverseDefaults.queryOptions(ref));
-  const [page, setPage] = useState<ReversePage>(REVERSE_PAGES[0]);
-  const [draft, setDraft] = useState<ReverseDraft | null>(null);
-  const [pageErrors, setPageErrors] = useState<Record<string, string[]>>({});
-  useEffect(() => {
-    const d = defaults.data;
-    if (d && !draft) setDraft({ replicaPort: d.replicaPort ? String(d.replicaPort) : "", authMode: d.authMode, compression: d.compression, frequencySeconds: d.frequencySeconds, recoveryHistory: d.recoveryHistory });
-  }, [defaults.data, draft]);
-  const submit = useMutation(
-    trpc.failover.reverse.mutationOptions({
-      onError: (err) => {
-        const first = Object.keys(fieldErrors(err))[0];
-        if (first && FIELD_PAGE[first]) setPage(FIELD_PAGE[first]);
-      },
-    }),
-  );
-  const jobId = submit.data?.id;
-  const job = useQuery({ ...trpc.jobs.get.queryOptions({ id: jobId ?? "" }), enabled: !!jobId, refetchInterval: (q) => (q.state.data?.finishedAt ? false : 1000) });
-  const current = job.data ?? submit.data;
-  const errors = { ...fieldErrors(submit.error), ...pageErrors };
-  const i = REVERSE_PAGES.indexOf(page);
-  const go = (to: ReversePage) => {
-    // Forward moves check the page being left; going back never does.
-    const found = draft && REVERSE_PAGES.indexOf(to) > i ? checkReversePage(page, draft) : {};
-    setPageErrors(found);
-    if (!Object.keys(found).length) setPage(to);
-  };
-  const finish = () => {
-    if (!draft) return;
-    for (const p of REVERSE_PAGES) {
-      const found = checkReversePage(p, draft);
-      if (Object.keys(found).length) return (setPageErrors(found), setPage(p));
-    }
-    submit.mutate({ ...ref, replicaPort: Number(draft.replicaPort), authMode: draft.authMode, compression: draft.compression, frequencySeconds: draft.frequencySeconds, recoveryHistory: draft.recoveryHistory });
-  };
+  const defaults = useQuery({ ...trpc.failover.reverseDefaults.queryOptions(ref), gcTime: 0 });
+  const reverse = useMutation(trpc.failover.reverse.mutationOptions());
+  const here = vm.replication?.replicaServer ?? "";
+  const d = defaults.data;
+  if (!d) {
+    return (
+      <Dialog title={`Reverse Replication Wizard for ${vm.name}`} onClose={onClose} testId="replication-wizard" footer={<Button onClick={onClose}>Cancel</Button>}>
+        <div className="text-muted">{defaults.error ? errorMessage(defaults.error) : "Reading the original replication settings..."}</div>
+      </Dialog>
+    );
+  }
   return (
-    <Dialog
+    <ReplicationWizard
       title={`Reverse Replication Wizard for ${vm.name}`}
-      onClose={onClose}
-      testId="reverse-wizard"
-      className="w-[700px]"
-      footer={
-        current ? (
-          <Button variant="primary" data-testid="reverse-close" onClick={onClose}>
-            {current.finishedAt ? "Close" : "Run in Background"}
-          </Button>
-        ) : (
-          <>
-            <Button disabled={i === 0} onClick={() => go(REVERSE_PAGES[i - 1]!)} data-testid="wizard-previous">
-              &lt; Previous
-            </Button>
-            <Button disabled={i === REVERSE_PAGES.length - 1 || !draft} onClick={() => go(REVERSE_PAGES[i + 1]!)} data-testid="wizard-next">
-              Next &gt;
-            </Button>
-            <Button variant="primary" disabled={!draft || submit.isPending} onClick={finish} data-testid="wizard-finish">
-              Finish
-            </Button>
-            <Button onClick={onClose}>Cancel</Button>
-          </>
-        )
-      }
-    >
-      {current ? (
-        <div data-testid="reverse-progress">
-          <div className="mb-1 font-semibold">{current.status === "succeeded" ? "Reverse replication is set up." : current.status === "failed" ? "Reverse replication failed." : "Reversing replication..."}</div>
-          <JobSteps job={current} />
-        </div>
-      ) : (
-        <div className="flex min-h-[280px] gap-3">
-          <nav className="w-[220px] shrink-0 border-r border-border-light pr-2">
-            {REVERSE_PAGES.map((p) => (
-              <button key={p} onClick={() => go(p)} data-testid={`wizard-page-${p}`} className={cn("block w-full px-2 py-[3px] text-left", p === page ? "bg-select font-semibold" : "text-link hover:underline")}>
-                {p}
-              </button>
-            ))}
-          </nav>
-          <div className="flex-1">
-            <h2 className="mb-3 text-[15px]">{page}</h2>
-            {defaults.data && draft ? (
-              <ReverseWizardPage page={page} vmName={vm.name} here={vm.replication?.replicaServer ?? ""} defaults={defaults.data} draft={draft} setDraft={setDraft} errors={errors} />
-            ) : (
-              <div className="text-muted">{defaults.error ? errorMessage(defaults.error) : "Reading the original replication settings..."}</div>
-            )}
-            {submit.error && !Object.keys(fieldErrors(submit.error)).length ? (
-              <div className="mt-3 text-crit" role="alert" data-testid="wizard-error">
-                {errorMessage(submit.error)}
-              </div>
-            ) : null}
-          </div>
-        </div>
+      vm={vm}
+      hostName={here}
+      pages={PAGES}
+      defaults={wizardDefaults(
+        vm.disks.map((x) => x.index),
+        {
+          replicaServer: d.replicaServer,
+          ...(d.replicaPort ? { replicaPort: d.replicaPort } : {}),
+          authMode: d.authMode,
+          compression: d.compression,
+          frequencySeconds: d.frequencySeconds,
+          additionalPoints: d.recoveryHistory > 0,
+          ...(d.recoveryHistory > 0 ? { recoveryHistory: d.recoveryHistory } : {}),
+          appConsistent: d.appConsistentFrequencyHours !== null,
+          ...(d.appConsistentFrequencyHours ? { appConsistentFrequencyHours: d.appConsistentFrequencyHours } : {}),
+          limitBandwidth: d.bandwidthLimitMiBps !== null,
+          ...(d.bandwidthLimitMiBps ? { bandwidthLimitMiBps: d.bandwidthLimitMiBps } : {}),
+        },
       )}
-    </Dialog>
+      text={{
+        beforeYouBegin: (
+          <div className="space-y-2" data-testid="reverse-before-you-begin">
+            <p>
+              &apos;{vm.name}&apos; has failed over to {here}. This wizard sets up replication in the other direction: {here} becomes the primary server and the former primary server, {d.replicaServer}, its Replica server.
+            </p>
+            <p>{d.replicaServer} must be running and connected to this console. Whatever it wrote after the failover point is given up: its virtual machine is turned off and compared block by block; only the blocks that differ are sent, never a full copy.</p>
+            <p>The settings are prefilled from the original replication. Click Next to continue.</p>
+          </div>
+        ),
+        summaryIntro: "You are about to reverse the replication with these settings. Click Finish to start; the progress is shown here and in the Jobs pane.",
+        initialReplication: `Resynchronization: ${d.replicaServer} is compared block by block; only the blocks that differ are sent`,
+      }}
+      submit={(v) =>
+        reverse.mutateAsync({
+          ...ref,
+          replicaServer: v.replicaServer,
+          replicaPort: v.replicaPort,
+          authMode: v.authMode,
+          compression: v.compression,
+          frequencySeconds: v.frequencySeconds,
+          recoveryHistory: v.additionalPoints ? v.recoveryHistory : 0,
+          appConsistentFrequencyHours: v.additionalPoints && v.appConsistent ? v.appConsistentFrequencyHours : null,
+          bandwidthLimitMiBps: v.limitBandwidth ? v.bandwidthLimitMiBps : null,
+        })
+      }
+      progress={() => `Starting reverse replication to ${d.replicaServer}...`}
+      failedTitle="Reverse replication could not be started"
+      done={() => ({ title: "Reverse replication started", message: reverse.data ? <JobProgress jobId={reverse.data.id} /> : null })}
+      onClose={onClose}
+    />
   );
 }

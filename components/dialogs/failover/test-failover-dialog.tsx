@@ -12,7 +12,7 @@ import { RecoveryPointList } from "./recovery-points";
 export function TestFailoverDialog({ vm, onClose }: { vm: Vm; onClose(): void }) {
   const trpc = useTRPC();
   const ref = { hostId: vm.hostId, vmId: vm.vmId };
-  const points = useQuery(trpc.failover.recoveryPoints.queryOptions(ref));
+  const points = useQuery({ ...trpc.failover.recoveryPoints.queryOptions(ref), gcTime: 0 });
   const [pointId, setPointId] = useState("latest");
   const [connect, setConnect] = useState(false);
   const [network, setNetwork] = useState("Test Network");

@@ -17,6 +17,15 @@ export interface WizardContext {
   server: RouterOutputs["replication"]["checkReplicaServer"] | null;
   /** The last Test Replication Connection from Specify Connection Parameters (null until then). */
   connection: RouterOutputs["replication"]["testConnection"] | null;
+  /** Another wizard built from these pages (Reverse Replication) says what it does in its own words. */
+  text?: WizardText;
+}
+
+export interface WizardText {
+  beforeYouBegin?: ReactNode;
+  summaryIntro?: string;
+  /** The Summary's "Initial replication" row. */
+  initialReplication?: string;
 }
 
 export function FieldMessage({ name }: { name: WizardField }) {

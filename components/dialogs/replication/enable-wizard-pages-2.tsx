@@ -125,11 +125,11 @@ export function SummaryPage({ ctx }: { ctx: WizardContext }) {
     ["Replication frequency", frequency],
     ["Recovery points", v.additionalPoints ? `Latest and hourly for ${v.recoveryHistory} hour${v.recoveryHistory === 1 ? "" : "s"}` : "Latest recovery point only"],
     ["Application-consistent points", v.additionalPoints && v.appConsistent ? (v.appConsistentFrequencyHours === 1 ? "Every hour" : `Every ${v.appConsistentFrequencyHours} hours`) : "None"],
-    ["Initial replication", initial],
+    ["Initial replication", ctx.text?.initialReplication ?? initial],
   ];
   return (
     <div>
-      <Intro>You are about to enable replication with these settings. Click Finish to enable it.</Intro>
+      <Intro>{ctx.text?.summaryIntro ?? "You are about to enable replication with these settings. Click Finish to enable it."}</Intro>
       <table className="w-full border-collapse" data-testid="wizard-summary">
         <tbody>
           {rows.map(([k, val]) => (

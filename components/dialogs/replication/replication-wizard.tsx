@@ -17,7 +17,7 @@ import { cn } from "@/components/lib/cn";
 import { errorMessage, fieldErrors } from "@/components/lib/errors";
 import { useTRPC, type Vm } from "@/components/lib/trpc";
 import { PAGE_FIELDS, WIZARD_PAGES, pageOf, wizardFieldOf, wizardSchema, type WizardPageName, type WizardValues } from "./enable-wizard-model";
-import type { WizardContext } from "./enable-wizard-fields";
+import type { WizardContext, WizardText } from "./enable-wizard-fields";
 import { BeforeYouBeginPage, ChooseVhdsPage, ConnectionParametersPage, FrequencyPage, SpecifyReplicaServerPage } from "./enable-wizard-pages";
 import { InitialReplicationPage, RecoveryPointsPage, SummaryPage } from "./enable-wizard-pages-2";
 
@@ -36,10 +36,12 @@ export interface ReplicationWizardProps {
   done(values: WizardValues): { title: string; message: ReactNode };
   /** Said before the reason when Finish fails ("Replication could not be enabled"). */
   failedTitle: string;
+  /** Texts of another wizard made of these pages (Reverse Replication). */
+  text?: WizardText;
   onClose(): void;
 }
 
-export function ReplicationWizard({ title, vm, hostName, defaults, pages = WIZARD_PAGES, submit, progress, done, failedTitle, onClose }: ReplicationWizardProps) {
+export function ReplicationWizard({ title, vm, hostName, defaults, pages = WIZARD_PAGES, submit, progress, done, failedTitle, text, onClose }: ReplicationWizardProps) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const form = useForm<WizardValues>({ defaultValues: defaults, resolver: zodResolver(wizardSchema), mode: "onSubmit", reValidateMode: "onChange" });
@@ -53,7 +55,7 @@ export function ReplicationWizard({ title, vm, hostName, defaults, pages = WIZAR
   const [failure, setFailure] = useState<string | null>(null);
   const [completed, setCompleted] = useState<WizardValues | null>(null);
   const i = pages.indexOf(page);
-  const ctx: WizardContext = { vm, hostName, server, connection };
+  const ctx: WizardContext = { vm, hostName, server, connection, text };
 
   const go = (p: WizardPageName) => {
     setPage(p);
@@ -186,7 +188,7 @@ export function ReplicationWizard({ title, vm, hostName, defaults, pages = WIZAR
           </nav>
           <div className="min-w-0 flex-1">
             <h2 className="mb-3 text-[15px]">{page}</h2>
-            {page === "Before You Begin" ? <BeforeYouBeginPage ctx={ctx} /> : null}
+            {page === "Before You Begin" ? (text?.beforeYouBegin ?? <BeforeYouBeginPage ctx={ctx} />) : null}
             {page === "Specify Replica Server" ? <SpecifyReplicaServerPage ctx={ctx} checking={checking} /> : null}
             {page === "Specify Connection Parameters" ? <ConnectionParametersPage ctx={ctx} checking={checking} /> : null}
             {page === "Choose Replication VHDs" ? <ChooseVhdsPage ctx={ctx} /> : null}

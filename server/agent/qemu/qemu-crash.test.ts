@@ -3,10 +3,17 @@
  * qcow2 dirty bitmaps were in use, so they are inconsistent when the disks are opened again:
  * the next cycle (or the agent's next start) reports Resynchronization required, and the
  * resynchronization sends exactly the differing blocks, never a silent full copy or a gap.
+ * The same for an image replaced while the agent was stopped (its bitmap is missing).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { diskHash, startPair, waitFor, type Pair, type VmView } from "../testing/harness.js";
-import { operatorQmp, qemuIoWrite, qemuPid } from "../testing/qemu.js";
+import { operatorQmp, qemuIoWrite, qemuPid, vmDir } from "../testing/qemu.js";
+import { execFile } from "node:child_process";
+import { rename } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
 
 const MiB = 1024 * 1024;
 
@@ -95,5 +102,39 @@ describe("QEMU hypervisor: crashes during a cycle", () => {
     const done = await resync(vmId);
     expect(done.data).toMatchObject({ comparedBytes: 32 * MiB, differingBytes: 3 * MiB });
     expect(await diskHash(pair.replica, vmId)).toBe(await diskHash(pair.primary, vmId));
+  });
+
+  it("kill -9 of the agent alone during a cycle: QEMU keeps running and tracking, nothing is lost, no resynchronization", async () => {
+    const { vmId, pid } = await crashReady("crash-agent");
+    await pair.primary.kill();
+    await pair.primary.start();
+    expect(await qemuPid(pair.primary, vmId)).toBe(pid);
+    expect((await pair.primary.ok<VmView>("GET", `/api/v1/vms/${vmId}`)).state).toBe("Running");
+    await pair.primary.ok("PATCH", `/api/v1/vms/${vmId}/replication`, { bandwidthLimitMiBps: null });
+    const next = await pair.primary.ok<{ ok: boolean; changedBytes: number }>("POST", `/api/v1/vms/${vmId}/replication/replicate-now`);
+    expect(next.ok).toBe(true);
+    expect((await rel(vmId)).state).toBe("Replicating");
+    expect(await diskHash(pair.replica, vmId)).toBe(await diskHash(pair.primary, vmId));
+  });
+
+  it("an image replaced while the agent was stopped: Resynchronization required at its next start, not a silent gap", async () => {
+    const { primary, replica } = pair;
+    const vm = await primary.ok<VmView>("POST", "/api/v1/vms", { name: "replaced", memoryMiB: 128, disks: [{ sizeBytes: 16 * MiB }] });
+    await primary.ok("PUT", `/api/v1/vms/${vm.id}/disks/0/data?offset=0`, Buffer.alloc(64 * 1024, 0x10));
+    await primary.ok("POST", `/api/v1/vms/${vm.id}/replication`, { replicaServer: "hv02.lab.test", replicaPort: replica.ports.https, frequencySeconds: 900, startInitialReplication: false });
+    expect((await primary.ok<{ ok: boolean }>("POST", `/api/v1/vms/${vm.id}/replication/replicate-now`)).ok).toBe(true);
+    await primary.stop();
+    // Someone restores the image from elsewhere (here: the same bytes plus a change, without bitmaps).
+    const image = join(vmDir(primary, vm.id), "disk0.qcow2");
+    await run("qemu-io", ["-f", "qcow2", "-c", "write -P 0x77 1M 128k", image]);
+    await run("qemu-img", ["convert", "-O", "qcow2", image, `${image}.new`]);
+    await rename(`${image}.new`, image);
+    await primary.start();
+    const r = await rel(vm.id);
+    expect(r.state).toBe("Resynchronization required");
+    expect(r.reason).toMatch(/dirty bitmap is missing/);
+    const done = await resync(vm.id);
+    expect(done.data).toMatchObject({ comparedBytes: 16 * MiB, differingBytes: 128 * 1024 });
+    expect(await diskHash(replica, vm.id)).toBe(await diskHash(primary, vm.id));
   });
 });

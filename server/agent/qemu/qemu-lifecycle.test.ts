@@ -41,6 +41,11 @@ describe("QEMU hypervisor: VM lifecycle", () => {
     const qmp = await operatorQmp(primary, vm.id);
     expect(await qmp.execute("query-status")).toMatchObject({ status: "running" });
     expect(await diskHash(primary, vm.id)).toBe(before);
+    // CPU usage of a running VM comes from its QEMU process's CPU time.
+    await new Promise((r) => setTimeout(r, 1100));
+    const usage = (await primary.ok<{ cpuUsagePercent: number | null }>("GET", `/api/v1/vms/${vm.id}`)).cpuUsagePercent;
+    expect(usage).toBeGreaterThanOrEqual(0);
+    expect(usage).toBeLessThanOrEqual(100);
 
     expect((await power("pause")).state).toBe("Paused");
     expect(await qmp.execute("query-status")).toMatchObject({ status: "paused" });

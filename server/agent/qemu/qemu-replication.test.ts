@@ -59,4 +59,25 @@ describe("QEMU hypervisor: replication with dirty bitmaps and fleecing", () => {
     for (const disk of [0, 1]) expect(await diskHash(replica, vm.id, disk)).toBe(await diskHash(primary, vm.id, disk));
     qmp.close();
   });
+
+  it("falls back to a crash-consistent point with a warning when the guest has no qemu-guest-agent", async () => {
+    const { primary, replica } = pair;
+    const vm = await primary.ok<VmView>("POST", "/api/v1/vms", { name: "no-agent", memoryMiB: 128, disks: [{ sizeBytes: 16 * MiB }] });
+    await primary.ok("POST", `/api/v1/vms/${vm.id}/power`, { action: "start" });
+    await primary.ok("POST", `/api/v1/vms/${vm.id}/replication`, {
+      replicaServer: "hv02.lab.test",
+      replicaPort: replica.ports.https,
+      frequencySeconds: 900,
+      recoveryHistory: 1,
+      appConsistentFrequencyHours: 1,
+      startInitialReplication: false,
+    });
+    expect((await primary.ok<{ ok: boolean }>("POST", `/api/v1/vms/${vm.id}/replication/replicate-now`)).ok).toBe(true);
+    await pair.advanceClock(3600_000);
+    await primary.ok("PUT", `/api/v1/vms/${vm.id}/disks/0/data?offset=0`, Buffer.alloc(4096, 1));
+    expect((await primary.ok<{ ok: boolean }>("POST", `/api/v1/vms/${vm.id}/replication/replicate-now`)).ok).toBe(true);
+    const events = await primary.ok<{ kind: string; message: string }[]>("GET", `/api/v1/events?vmId=${vm.id}&limit=1000`);
+    expect(events.find((e) => e.kind === "replication.quiesce-failed")?.message).toMatch(/crash-consistent .*guest agent/);
+    expect(await diskHash(replica, vm.id)).toBe(await diskHash(primary, vm.id));
+  });
 });

@@ -71,7 +71,15 @@ export class AgentProcess extends BaseAgentProcess {
     readonly ports: { management: number; http: number; https: number },
     configFile: string,
   ) {
-    super({ hostName: spec.hostName, configFile, managementPort: ports.management, token: MGMT_TOKEN, env: spec.clockFile ? { RM_CLOCK_FILE: spec.clockFile } : {} });
+    super({
+      hostName: spec.hostName,
+      configFile,
+      managementPort: ports.management,
+      token: MGMT_TOKEN,
+      env: spec.clockFile ? { RM_CLOCK_FILE: spec.clockFile } : {},
+      // Kept with RM_KEEP_TEST_DIRS=1 for a look after a failure.
+      ...(process.env.RM_KEEP_TEST_DIRS ? { logFile: join(spec.dataDir, "agent.log") } : {}),
+    });
   }
 }
 

@@ -18,8 +18,11 @@ export async function qemuPid(agent: AgentProcess, vmId: string): Promise<number
   return Number((await readFile(join(vmDir(agent, vmId), "qemu.pid"), "utf8")).trim());
 }
 
+/** A live process's name (a zombie, ended but not yet reaped by its parent, has none). */
 export async function processName(pid: number): Promise<string | undefined> {
-  return (await readFile(`/proc/${pid}/comm`, "utf8").catch(() => undefined))?.trim();
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined);
+  if (!stat || stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z") return undefined;
+  return stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
 }
 
 /** Kills every QEMU process whose pidfile lies under `dir` (QEMU outlives its agent by design). */

@@ -61,7 +61,7 @@ function vmView(vm: LabVm, ctx: ManagementContext) {
     cpus: c.cpus,
     memoryMiB: c.memoryMiB,
     assignedMemoryMiB: running ? c.memoryMiB : 0,
-    cpuUsagePercent: c.state === "Running" ? vm.workload.cpuUsagePercent(c.cpus) : null,
+    cpuUsagePercent: c.state === "Running" ? vm.cpuUsagePercent() : null,
     uptimeSeconds: running ? Math.floor((Date.now() - Date.parse(c.stateChangedAt)) / 1000) : 0,
     disks: c.disks.map((d) => ({ index: d.index, sizeBytes: d.sizeBytes })),
     workload: c.workload,
@@ -303,7 +303,7 @@ export function registerManagementApi(app: FastifyInstance, ctx: ManagementConte
     vms: ctx.hypervisor
       .list()
       .filter((vm) => vm.config.state === "Running")
-      .map((vm) => ({ id: vm.id, cpuUsagePercent: vm.workload.cpuUsagePercent(vm.config.cpus) })),
+      .map((vm) => ({ id: vm.id, cpuUsagePercent: vm.cpuUsagePercent() })),
   });
   app.get("/api/v1/events/stream", (req, reply) => streamEvents(req.headers["last-event-id"], req.query, reply, ctx.events, streams, metrics));
 }

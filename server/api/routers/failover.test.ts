@@ -225,6 +225,8 @@ describe("unplanned failover", () => {
     const defaults = await f.as("Viewer").failover.reverseDefaults({ hostId: hv02, vmId });
     expect(defaults).toMatchObject({ replicaServer: "hv01.lab.test", authMode: "https", replicaPort: f.pair.primary.ports.https, frequencySeconds: 900, recoveryHistory: 4 });
     await expectTrpcError(f.as("Operator").failover.reverse({ hostId: hv02, vmId, frequencySeconds: 7 }), "BAD_REQUEST", "frequencySeconds");
+    await expectTrpcError(f.as("Operator").failover.reverse({ hostId: hv02, vmId, replicaServer: "hv03.lab.test" }), "BAD_REQUEST", "replicaServer");
+    await expectTrpcError(f.as("Operator").failover.reverse({ hostId: hv02, vmId, appConsistentFrequencyHours: 13 }), "BAD_REQUEST", "appConsistentFrequencyHours");
     await expectTrpcError(f.as("Viewer").failover.reverse({ hostId: hv02, vmId }), "FORBIDDEN");
     const job = await f.as("Operator").failover.reverse({ hostId: hv02, vmId, replicaPort: defaults.replicaPort!, authMode: "https", frequencySeconds: 300 });
     const done = await finished(job.id);

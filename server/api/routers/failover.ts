@@ -9,7 +9,7 @@ import { AgentCallError } from "../../fleet/agent-client.js";
 import { failoverCalls as calls, type FailoverStep } from "../../fleet/failover-calls.js";
 import { FleetError } from "../../fleet/fleet.js";
 import { requireOther, vmPair, type VmPair } from "../../fleet/vm-pair.js";
-import { AuthMode, ReplicationFrequency } from "../../shared/replication.js";
+import { AuthMode, BandwidthLimit, ReplicationFrequency } from "../../shared/replication.js";
 import { Port } from "../../shared/agent-api.js";
 import type { JobKind } from "../../jobs/types.js";
 import type { Context } from "../context.js";
@@ -91,7 +91,7 @@ export const failoverRouter = router({
   }),
 
   testFailover: operatorProcedure
-    .input(VmRef.extend({ pointId: PointId.default("latest"), network: z.string().trim().min(1, "network: leave it empty or give a name").max(64, "network: at most 64 characters").nullable().default(null) }))
+    .input(VmRef.extend({ pointId: PointId.default("latest"), network: z.string().trim().min(1, "give the test network a name (1 to 64 characters), or leave the network adapters disconnected").max(64, "the test network name has at most 64 characters").nullable().default(null) }))
     .mutation(async ({ ctx, input }) => {
       await pairFor(ctx, input, "replica", "Test Failover");
       const vm = await ctx.fleet.withVm(input.hostId, (c) => calls.testFailover(c, input.vmId, { pointId: input.pointId, network: input.network }));
@@ -146,6 +146,8 @@ export const failoverRouter = router({
       frequencySeconds: original?.frequencySeconds ?? pair.rel.frequencySeconds,
       compression: original?.compression ?? true,
       recoveryHistory: original?.recoveryHistory ?? pair.rel.recoveryHistory ?? 0,
+      appConsistentFrequencyHours: original?.appConsistentFrequencyHours ?? null,
+      bandwidthLimitMiBps: original?.bandwidthLimitMiBps ?? null,
     };
   }),
 
@@ -158,13 +160,20 @@ export const failoverRouter = router({
         frequencySeconds: ReplicationFrequency.optional(),
         compression: z.boolean().optional(),
         recoveryHistory: z.number().int().min(0, "recoveryHistory: 0 to 24 hourly points").max(24, "recoveryHistory: 0 to 24 hourly points").optional(),
+        appConsistentFrequencyHours: z.number().int().min(1, "application-consistent points every 1 to 12 hours").max(12, "application-consistent points every 1 to 12 hours").nullable().optional(),
+        bandwidthLimitMiBps: BandwidthLimit.optional(),
+        /** The wizard's Replica server: it can only be the old primary. */
+        replicaServer: z.string().trim().toLowerCase().min(1, "give the Replica server's name").optional(),
       }),
     )
     .mutation(async ({ ctx, input }) => {
       const pair = await pairFor(ctx, input, "replica", "Reverse Replication");
       if (pair.rel.state !== "Failover complete") throw new FleetError("CONFLICT", `'${pair.vm.name}' is ${pair.rel.state}: Reverse Replication follows Complete Failover`, "vmId");
+      if (input.replicaServer && input.replicaServer !== pair.otherName) {
+        throw new FleetError("BAD_REQUEST", `Reverse Replication goes back to the former primary server ${pair.otherName}; to replicate to another server, remove replication and enable it again`, "replicaServer");
+      }
       const oldPrimary = requireOther(pair);
-      const { hostId, vmId, ...options } = input;
+      const { hostId, vmId, replicaServer: _server, ...options } = input;
       return submitJob(ctx, "reverse-replication", pair.vm.name, {
         vmId,
         primaryHostId: oldPrimary.id,

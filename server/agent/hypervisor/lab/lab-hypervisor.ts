@@ -143,6 +143,11 @@ export class LabHypervisor {
     }
   }
 
+  /** A VM about to become a replica, with disks in the replica store's format (raw images). */
+  async asReplicaImages(id: string): Promise<LabVm> {
+    return this.get(id);
+  }
+
   /** The image file of a new VM's disk. */
   protected diskFile(index: number, _opts: NewVmOptions): string {
     return `disk${index}.raw`;

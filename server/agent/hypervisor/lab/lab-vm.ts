@@ -40,6 +40,14 @@ export class LabVm implements ReplicableVm {
     return new LabVm(dir, config, disks, onWorkloadError);
   }
 
+  /** Set while QEMU runs the guest: its CPU usage comes from the QEMU process. */
+  cpuSampler: (() => number) | undefined;
+
+  /** The guest's CPU usage over the last second or so, as a share of its virtual processors (0-100). */
+  cpuUsagePercent(): number {
+    return this.cpuSampler?.() ?? this.workload.cpuUsagePercent(this.config.cpus);
+  }
+
   get id(): string {
     return this.config.id;
   }

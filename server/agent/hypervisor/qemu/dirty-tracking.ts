@@ -111,6 +111,8 @@ export class DirtyTracking {
     for (const i of disks) {
       const marks = await readFile(this.markPath(i)).catch(() => undefined);
       if (marks) this.marked.set(i, Bitmap.fromBuffer(Math.ceil(this.disk(i).sizeBytes / BLOCK_SIZE), marks));
+      // A cycle cut short by an agent crash leaves its fleecing in a QEMU that kept running.
+      await this.teardown(qmp, i);
       const why = await this.settle(qmp, i, marks ? undefined : "log-missing");
       if (why) lost.set(i, why);
     }
@@ -141,10 +143,11 @@ export class DirtyTracking {
     return undefined;
   }
 
+  /** Ends tracking; with no process holding the disks (converted to raw), only the marks go. */
   async stop(disks: number[]): Promise<void> {
-    const qmp = await this.host.qmp();
+    const qmp = await this.host.qmp().catch(() => undefined);
     for (const i of disks) {
-      for (const b of await this.bitmaps(qmp, i)) await qmp.execute("block-dirty-bitmap-remove", { node: `d${i}`, name: b.name });
+      if (qmp) for (const b of await this.bitmaps(qmp, i)) await qmp.execute("block-dirty-bitmap-remove", { node: `d${i}`, name: b.name });
       await rm(this.markPath(i), { force: true });
       this.marked.delete(i);
     }

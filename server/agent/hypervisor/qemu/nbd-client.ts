@@ -4,6 +4,7 @@
  * QEMU disks and reads a frozen view and its dirty-bitmap extents through it.
  */
 import { connect as netConnect, type Socket } from "node:net";
+import { ByteReader } from "./byte-reader.js";
 
 const IHAVEOPT = 0x49484156454f5054n;
 const REPLY_MAGIC = 0x3e889045565a9n;
@@ -29,8 +30,7 @@ interface Pending {
 export type Extent = [number, number, number];
 
 export class NbdClient {
-  private buf: Buffer = Buffer.alloc(0);
-  private waiter: (() => void) | undefined;
+  private readonly reader: ByteReader;
   private ended: Error | undefined;
   private nextCookie = 1n;
   private readonly pending = new Map<bigint, Pending>();
@@ -38,13 +38,9 @@ export class NbdClient {
   sizeBytes = 0;
 
   private constructor(private readonly sock: Socket) {
-    sock.on("data", (d: Buffer) => {
-      this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
-      this.waiter?.();
-    });
+    this.reader = new ByteReader(sock);
     const end = (err?: Error) => {
       this.ended ??= err ?? new Error("NBD connection closed");
-      this.waiter?.();
       for (const p of this.pending.values()) p.fail(this.ended);
       this.pending.clear();
     };
@@ -71,13 +67,8 @@ export class NbdClient {
   }
 
   private async take(n: number): Promise<Buffer> {
-    while (this.buf.length < n) {
-      if (this.ended) throw this.ended;
-      await new Promise<void>((r) => (this.waiter = r));
-      this.waiter = undefined;
-    }
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
+    const out = await this.reader.take(n);
+    if (!out) throw this.ended ?? this.reader.error ?? new Error("NBD connection closed");
     return out;
   }
 

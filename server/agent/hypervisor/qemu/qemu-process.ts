@@ -6,7 +6,7 @@
  */
 import { spawn, execFile } from "node:child_process";
 import { accessSync, constants, openSync, closeSync, readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { VmConfig } from "../types.js";
@@ -29,6 +29,8 @@ export function vmPaths(dir: string) {
     pid: join(dir, "qemu.pid"),
     log: join(dir, "qemu.log"),
     savedState: join(dir, "saved-state.bin"),
+    /** The agent's own NBD server for disks it serves to QEMU. */
+    agentNbd: join(dir, "agent-nbd.sock"),
   };
 }
 
@@ -57,22 +59,19 @@ export async function createQcow2(path: string, sizeBytes: number): Promise<void
   await run(QEMU_IMG, ["create", "-q", "-f", "qcow2", "-o", "cluster_size=65536", path, String(sizeBytes)]);
 }
 
-/** The -blockdev definitions of a VM's disks: file node f<i>, qcow2 node d<i>. */
-function blockdevs(dir: string, config: VmConfig): string[] {
+/**
+ * The -blockdev definitions of a VM's disks: file node f<i> and qcow2 node d<i>, or (disks
+ * the agent serves itself) an NBD client node d<i> on the agent's socket.
+ */
+function blockdevs(dir: string, config: VmConfig, agentNbd?: string): string[] {
+  if (agentNbd) return config.disks.map((d) => JSON.stringify({ driver: "nbd", "node-name": `d${d.index}`, server: { type: "unix", path: agentNbd }, export: `disk${d.index}` }));
   return config.disks.flatMap((d) => [
     JSON.stringify({ driver: "file", "node-name": `f${d.index}`, filename: join(dir, d.file) }),
     JSON.stringify({ driver: "qcow2", "node-name": `d${d.index}`, file: `f${d.index}` }),
   ]);
 }
 
-/** Extra boot options a VM may carry (a kernel and initramfs booted directly). */
-export interface DirectBoot {
-  kernel: string;
-  initrd?: string;
-  append?: string;
-}
-
-export function systemArgs(dir: string, config: VmConfig, opts: { incoming: boolean; boot?: DirectBoot }): string[] {
+export function systemArgs(dir: string, config: VmConfig, opts: { incoming: boolean; agentNbd?: string }): string[] {
   const p = vmPaths(dir);
   const accel = accelerator();
   const args = [
@@ -95,18 +94,13 @@ export function systemArgs(dir: string, config: VmConfig, opts: { incoming: bool
     "-serial", `file:${join(dir, "serial.log")}`,
     "-pidfile", p.pid,
   ];
-  for (const b of blockdevs(dir, config)) args.push("-blockdev", b);
+  for (const b of blockdevs(dir, config, opts.agentNbd)) args.push("-blockdev", b);
   // virtio-scsi: each disk's scsi-hd device (vd<i>) owns its block backend, so the operator
   // monitor can write as the guest would (HMP qemu-io -d vd<i>) through any filter above d<i>.
   args.push("-device", "virtio-scsi-pci,id=scsi0");
   for (const d of config.disks) args.push("-device", `scsi-hd,bus=scsi0.0,scsi-id=${d.index},lun=0,drive=d${d.index},id=vd${d.index},share-rw=on`);
   if (!config.networkConnected) args.push("-nic", "none");
   else args.push("-nic", "user,model=virtio-net-pci,restrict=on");
-  if (opts.boot) {
-    args.push("-kernel", opts.boot.kernel);
-    if (opts.boot.initrd) args.push("-initrd", opts.boot.initrd);
-    if (opts.boot.append) args.push("-append", opts.boot.append);
-  }
   if (opts.incoming) args.push("-incoming", "defer");
   return args;
 }
@@ -154,16 +148,57 @@ function tail(path: string): string {
   }
 }
 
+/**
+ * A QEMU process's CPU usage as a share of the guest's virtual processors (0-100), from the
+ * process's user and system time in /proc; sampled on demand, at most once a second.
+ */
+export function cpuSampler(pid: number, cpus: number): () => number {
+  const ticks = (): number => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (100 per second)
+    } catch {
+      return 0;
+    }
+  };
+  let sample = { at: performance.now(), ticks: ticks(), percent: 0 };
+  return () => {
+    const now = performance.now();
+    if (now - sample.at >= 1000) {
+      const t = ticks();
+      const percent = Math.max(0, Math.min(100, Math.round(((t - sample.ticks) * 10) / (now - sample.at) / Math.max(1, cpus) * 100)));
+      sample = { at: now, ticks: t, percent };
+    }
+    return sample.percent;
+  };
+}
+
+/** The pid in a VM's pidfile (0 when there is none). */
+export function pidOf(dir: string): number {
+  try {
+    return Number(readFileSync(vmPaths(dir).pid, "utf8").trim()) || 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** The pid in a VM's pidfile if that process is alive (a zombie is not). */
 export async function livePid(dir: string): Promise<number | undefined> {
   const pid = Number((await readFile(vmPaths(dir).pid, "utf8").catch(() => "")).trim());
   return pid && (await alive(pid)) ? pid : undefined;
 }
 
+/**
+ * Whether a process still holds its files. A killed QEMU's main thread turns zombie before its
+ * other threads are gone, and the image locks go only with the last of them.
+ */
 async function alive(pid: number): Promise<boolean> {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined);
   if (stat === undefined) return false;
-  return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z") return true;
+  const threads = await readdir(`/proc/${pid}/task`).catch(() => []);
+  return threads.length > 1;
 }
 
 /** Waits until a process is gone (after quit), killing it after `timeoutMs`. */
@@ -172,6 +207,7 @@ export async function waitGone(pid: number | undefined, timeoutMs = 10_000): Pro
   const deadline = Date.now() + timeoutMs;
   let killed = false;
   while (await alive(pid)) {
+    if (Date.now() > deadline + 10_000) throw new Error(`process ${pid} did not end, even after SIGKILL`);
     if (Date.now() > deadline && !killed) {
       killed = true;
       try {

@@ -4,12 +4,13 @@
  */
 import type { FrozenCycle, VmConfig } from "../types.js";
 import type { TrackingLoss } from "../../tracking/region-log.js";
-import { LabVm, type GuestDisk } from "../lab/lab-vm.js";
+import { LabVm } from "../lab/lab-vm.js";
 import { NbdClient } from "./nbd-client.js";
 import { Qmp } from "./qmp.js";
 import { DirtyTracking } from "./dirty-tracking.js";
-import { daemonArgs, launch, livePid, QEMU_STORAGE_DAEMON, QEMU_SYSTEM, systemArgs, vmPaths, waitGone, type DirectBoot } from "./qemu-process.js";
+import { cpuSampler, daemonArgs, pidOf, launch, livePid, QEMU_STORAGE_DAEMON, QEMU_SYSTEM, systemArgs, vmPaths, waitGone } from "./qemu-process.js";
 import { guestFreeze } from "./guest-agent.js";
+import type { QemuGuest } from "./guest.js";
 
 /** One qcow2 disk as the agent reads and writes it: through the holding process's NBD export. */
 export class QemuDisk {
@@ -48,7 +49,7 @@ export class QemuDisk {
 
 export type QemuProcessKind = "system" | "daemon";
 
-export class QemuVm extends LabVm {
+export class QemuVm extends LabVm implements QemuGuest {
   private conn: Qmp | undefined;
   private kind: QemuProcessKind | undefined;
   private readonly nbds = new Map<number, Promise<NbdClient>>();
@@ -60,7 +61,7 @@ export class QemuVm extends LabVm {
 
   private constructor(dir: string, config: VmConfig, onError: (err: unknown) => void) {
     super(dir, config, new Map(), onError);
-    for (const d of config.disks) this.disks.set(d.index, new QemuDisk(this, d.index, d.sizeBytes) as unknown as GuestDisk);
+    for (const d of config.disks) this.disks.set(d.index, new QemuDisk(this, d.index, d.sizeBytes));
     this.tracking = new DirtyTracking({
       dir,
       disks: config.disks.map((d) => ({ index: d.index, sizeBytes: d.sizeBytes })),
@@ -77,6 +78,28 @@ export class QemuVm extends LabVm {
     return this.kind;
   }
 
+  get running(): boolean {
+    return this.kind === "system";
+  }
+
+  async startSystem(incoming: boolean): Promise<Qmp> {
+    await this.quit();
+    const qmp = await this.launch("system", { incoming }).catch(async (err: Error) => {
+      await this.launch("daemon", { incoming: false });
+      throw err;
+    });
+    if (!incoming) await this.ensureNbdServer();
+    return qmp;
+  }
+
+  async stopped(): Promise<void> {
+    await this.launch("daemon", { incoming: false });
+  }
+
+  beforeSave(): Promise<void> {
+    return this.closeExports();
+  }
+
   async qmp(): Promise<Qmp> {
     if (!this.conn || this.conn.isClosed) throw new Error(`the QEMU process of '${this.config.name}' is not running`);
     return this.conn;
@@ -86,7 +109,7 @@ export class QemuVm extends LabVm {
    * Connects to the process holding the disks, starting the storage daemon when nothing
    * holds them; a running VM's process found alive is re-attached, not restarted.
    */
-  async attach(boot?: DirectBoot): Promise<QemuProcessKind> {
+  async attach(): Promise<QemuProcessKind> {
     const want: QemuProcessKind = ["Running", "Paused", "Starting", "Stopping", "Saving"].includes(this.config.state) ? "system" : "daemon";
     const pid = await livePid(this.dir);
     if (pid) {
@@ -113,13 +136,15 @@ export class QemuVm extends LabVm {
       await waitGone(pid);
     }
     // Off (or the VM's process died while the agent was away): the daemon holds the disks.
-    await this.launch("daemon", { incoming: false, boot });
+    await this.launch("daemon", { incoming: false });
     return "daemon";
   }
 
   private adopt(qmp: Qmp, kind: QemuProcessKind): void {
     this.conn = qmp;
     this.kind = kind;
+    const pid = pidOf(this.dir);
+    this.cpuSampler = kind === "system" && pid ? cpuSampler(pid, this.config.cpus) : undefined;
     this.expectingExit = false;
     this.guestShutdown = false;
     qmp.on("event", (e) => {
@@ -134,7 +159,7 @@ export class QemuVm extends LabVm {
     });
   }
 
-  async launch(kind: QemuProcessKind, opts: { incoming: boolean; boot?: DirectBoot }): Promise<Qmp> {
+  async launch(kind: QemuProcessKind, opts: { incoming: boolean }): Promise<Qmp> {
     // A predecessor that is still dying holds the images' locks.
     await waitGone(await livePid(this.dir));
     const qmp = kind === "system" ? await launch(QEMU_SYSTEM, systemArgs(this.dir, this.config, opts), this.dir) : await launch(QEMU_STORAGE_DAEMON, daemonArgs(this.dir, this.config), this.dir);

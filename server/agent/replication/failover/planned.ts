@@ -225,7 +225,7 @@ export class PlannedFailover {
 
   /** This host's primary side of a relationship becomes the replica side, fenced first. */
   private async becomeReplica(rec: PrimaryRecord, seq: number, peer: Peer, state: "Replicating" | "Resynchronizing"): Promise<{ state: string }> {
-    const vm = this.deps.hypervisor.get(rec.vmId);
+    const vm = await this.deps.hypervisor.asReplicaImages(rec.vmId);
     const authorized = this.deps.replicas.authorize(peer);
     // Fence first: from here on this VM never starts as a second primary.
     vm.config = { ...vm.config, replicaOf: { primaryServer: peer.name } };
@@ -251,6 +251,9 @@ export class PlannedFailover {
       points: [],
       stats: emptyStats(),
       reason: null,
+      // The new primary answers where this host sent its cycles: the split-brain guard of an
+      // unplanned failover here can ask it before its first cycle says so.
+      returnPath: { port: rec.replicaPort, authMode: rec.authMode },
     };
     this.deps.repo.save(replica);
     this.event("info", "replication.reversed", rec, `'${rec.vmName}' failed over to ${peer.name} and is now its replica here; replication runs the other way from cycle ${seq + 1}.`, { seq });
