@@ -12,6 +12,7 @@ export type ReplicationDialogKind =
   // components/dialogs/replication
   | "enable"
   | "start-initial"
+  | "test-connection"
   | "settings"
   | "pause"
   | "resume"
@@ -65,6 +66,7 @@ export function replicationItems(vm: Vm, role: Role | undefined, open: (kind: Re
       // The agent resynchronizes (now or at a time) only from Resynchronization required.
       item("resynchronize", "Resynchronize...", state === "Resynchronization required"),
       item("settings", "Replication Settings...", !failingOver, admin),
+      item("test-connection", "Test Replication Connection...", !failingOver),
       ...common,
     ];
   }

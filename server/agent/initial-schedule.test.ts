@@ -109,9 +109,13 @@ describe("scheduling the initial replication after enabling", () => {
     expect(garbled.body.error!.details!.issues!.map((i) => i.field)).toEqual(["body.initialStartAt"]);
     expect(await rel(vmId)).toMatchObject({ state: "Ready for initial replication", frequencySeconds: 900 });
     expect((await rel(vmId)).initialStartAt ?? null).toBeNull();
-    // Within 7 days by the agent's clock, with another setting in the same change.
-    const ok = await patch(vmId, { initialStartAt: at(7 * 24 * HOUR - 60_000), frequencySeconds: 30 });
+    // Within 7 days by the agent's clock.
+    const ok = await patch(vmId, { initialStartAt: at(7 * 24 * HOUR - 60_000) });
     expect(ok.status, JSON.stringify(ok.body)).toBe(200);
-    expect(ok.body).toMatchObject({ frequencySeconds: 30, state: "Ready for initial replication" });
+    expect(ok.body).toMatchObject({ frequencySeconds: 900, state: "Ready for initial replication" });
+    // Enabled without a start and scheduled only now, with no restart in between: it starts when due.
+    await pair.advanceClock(7 * 24 * HOUR);
+    await waitFor("the initial copy scheduled after enabling", async () => (await rel(vmId)).state === "Replicating", 30_000);
+    expect(await diskHash(pair.replica, vmId)).toBe(await diskHash(pair.primary, vmId));
   });
 });

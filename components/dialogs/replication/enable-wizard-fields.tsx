@@ -15,6 +15,8 @@ export interface WizardContext {
   hostName: string;
   /** The Replica server as checked on Specify Replica Server (null until then). */
   server: RouterOutputs["replication"]["checkReplicaServer"] | null;
+  /** The last Test Replication Connection from Specify Connection Parameters (null until then). */
+  connection: RouterOutputs["replication"]["testConnection"] | null;
   /** Another wizard built from these pages (Reverse Replication) says what it does in its own words. */
   text?: WizardText;
 }

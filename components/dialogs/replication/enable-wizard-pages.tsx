@@ -47,15 +47,18 @@ export function SpecifyReplicaServerPage({ ctx, checking }: { ctx: WizardContext
   );
 }
 
-export function ConnectionParametersPage({ ctx }: { ctx: WizardContext }) {
+export function ConnectionParametersPage({ ctx, checking }: { ctx: WizardContext; checking: boolean }) {
   const { register, watch, setValue, formState } = useFormContext<WizardValues>();
   const s = ctx.server;
-  const limit = watch("limitBandwidth");
+  const [limit, port, authMode] = watch(["limitBandwidth", "replicaPort", "authMode"]);
+  // Only for what is on the page now, and not beside a newer failure (Finish tests again).
+  const c = ctx.connection;
+  const tested = c?.ok && c.replicaPort === port && c.authMode === authMode && !formState.errors.replicaPort && !formState.errors.authMode;
   const why = (kind: "https" | "http") => (!s?.[kind].enabled ? " (not enabled on the Replica server)" : !s[kind].usable ? ` (not configured on both servers)` : ` (port ${s[kind].port})`);
   const choose = (kind: "https" | "http") => s && setValue("replicaPort", s[kind].port, { shouldDirty: true });
   return (
     <div>
-      <Intro>The port and the authentication type were read from {s?.name ?? "the Replica server"}. Choose one the Replica server accepts.</Intro>
+      <Intro>The port and the authentication type were read from {s?.name ?? "the Replica server"}. Choose one the Replica server accepts. On Next, {ctx.hostName} tests the connection with them.</Intro>
       <fieldset className="mb-2 border border-border-light p-2">
         <legend className="px-1">Authentication Type</legend>
         <label className={cn("mb-1 flex items-center gap-2", s && !s.https.usable && "text-muted")}>
@@ -73,6 +76,12 @@ export function ConnectionParametersPage({ ctx }: { ctx: WizardContext }) {
       </label>
       <input id="replicaPort" type="number" data-testid="wizard-port" className={cn(wizardInput, "w-[100px]")} aria-invalid={!!formState.errors.replicaPort} {...register("replicaPort", { valueAsNumber: true })} />
       <FieldMessage name="replicaPort" />
+      {checking ? <p className="mt-1" data-testid="wizard-testing-connection">Testing the connection from {ctx.hostName}...</p> : null}
+      {c && tested && !checking ? (
+        <p className="mt-1 text-ok" data-testid="wizard-connection-ok">
+          Connection tested: {c.replicaServer} accepts {ctx.hostName} on port {c.replicaPort} ({c.authMode.toUpperCase()}).
+        </p>
+      ) : null}
       <div className="mt-3">
         <Check name="compression" testId="wizard-compression" label="Compress the data that is transmitted over the network" />
         <Check name="limitBandwidth" testId="wizard-limit-bandwidth" label="Limit the bandwidth this virtual machine's replication may use" />

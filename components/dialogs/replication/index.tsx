@@ -2,7 +2,7 @@
 
 /**
  * The replication management dialogs opened from the VM's Replication submenu: Enable
- * Replication wizard, Start Replication, Replication Settings, Pause/Resume, Resynchronize,
+ * Replication wizard, Start Replication, Test Replication Connection, Replication Settings, Pause/Resume, Resynchronize,
  * Import Initial Replica, View Replication Health, Remove Replication.
  */
 import { useQuery } from "@tanstack/react-query";
@@ -10,7 +10,9 @@ import { useTRPC } from "@/components/lib/trpc";
 import type { ReplicationDialogRequest } from "@/components/manager/replication-items";
 import { EnableReplicationWizard } from "./enable-wizard";
 import { ReplicationSettingsDialog } from "./settings-dialog";
-import { ImportInitialReplicaDialog, PauseResume, RemoveReplicationDialog, ResynchronizeDialog, StartReplicationDialog } from "./simple-dialogs";
+import { ImportInitialReplicaDialog, PauseResume, RemoveReplicationDialog, ResynchronizeDialog } from "./simple-dialogs";
+import { StartReplicationDialog } from "./start-replication-dialog";
+import { TestConnectionDialog } from "./test-connection-dialog";
 
 export function ReplicationDialogs({ request, onClose }: { request: ReplicationDialogRequest; onClose(): void }) {
   const trpc = useTRPC();
@@ -21,6 +23,8 @@ export function ReplicationDialogs({ request, onClose }: { request: ReplicationD
       return <EnableReplicationWizard vm={vm} hostName={hosts.data?.find((h) => h.id === vm.hostId)?.name ?? ""} onClose={onClose} />;
     case "start-initial":
       return <StartReplicationDialog vm={vm} onClose={onClose} />;
+    case "test-connection":
+      return <TestConnectionDialog vm={vm} onClose={onClose} />;
     case "settings":
       return <ReplicationSettingsDialog vm={vm} onClose={onClose} />;
     case "pause":

@@ -3,11 +3,12 @@
 /**
  * A replication wizard in Hyper-V's manner: page names on the left, Previous / Next / Finish /
  * Cancel, each page checked on Next with the message beside its field, the Replica server
- * contacted when leaving Specify Replica Server, a completion page. What Finish does is the
+ * contacted when leaving Specify Replica Server, the connection tested from the primary when
+ * leaving Specify Connection Parameters, a completion page. What Finish does is the
  * caller's (Enable Replication; Reverse Replication can reuse it with other defaults).
  */
 import { zodResolver } from "@hookform/resolvers/zod";
-import { useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState, type ReactNode } from "react";
 import { FormProvider, useForm } from "react-hook-form";
 import { Button } from "@/components/ui/button";
@@ -48,11 +49,13 @@ export function ReplicationWizard({ title, vm, hostName, defaults, pages = WIZAR
   const [furthest, setFurthest] = useState(0);
   const [server, setServer] = useState<WizardContext["server"]>(null);
   const [checking, setChecking] = useState(false);
+  const [connection, setConnection] = useState<WizardContext["connection"]>(null);
+  const testConnection = useMutation(trpc.replication.testConnection.mutationOptions());
   const [busy, setBusy] = useState(false);
   const [failure, setFailure] = useState<string | null>(null);
   const [completed, setCompleted] = useState<WizardValues | null>(null);
   const i = pages.indexOf(page);
-  const ctx: WizardContext = { vm, hostName, server, text };
+  const ctx: WizardContext = { vm, hostName, server, connection, text };
 
   const go = (p: WizardPageName) => {
     setPage(p);
@@ -62,6 +65,7 @@ export function ReplicationWizard({ title, vm, hostName, defaults, pages = WIZAR
   /** Checks the current page's fields (and contacts the Replica server when it was named here). */
   const leave = async (): Promise<boolean> => {
     if (!(await form.trigger(PAGE_FIELDS[page]))) return false;
+    if (page === "Specify Connection Parameters") return testFromPrimary();
     if (page !== "Specify Replica Server") return true;
     const v = form.getValues();
     setChecking(true);
@@ -76,6 +80,24 @@ export function ReplicationWizard({ title, vm, hostName, defaults, pages = WIZAR
       return true;
     } catch (err) {
       form.setError("replicaServer", { message: fieldErrors(err).replicaServer?.[0] ?? errorMessage(err) });
+      return false;
+    } finally {
+      setChecking(false);
+    }
+  };
+
+  /** Test Replication Connection from this VM's server; a failure goes beside the port or the authentication. */
+  const testFromPrimary = async (): Promise<boolean> => {
+    const v = form.getValues();
+    setChecking(true);
+    setConnection(null);
+    try {
+      const result = await testConnection.mutateAsync({ hostId: vm.hostId, replicaServer: v.replicaServer, replicaPort: v.replicaPort, authMode: v.authMode });
+      setConnection(result);
+      if (result.failure) form.setError(result.failure.field === "replicaPort" ? "replicaPort" : "authMode", { message: result.failure.message });
+      return result.ok;
+    } catch (err) {
+      form.setError("replicaPort", { message: `the connection could not be tested: ${errorMessage(err)}` });
       return false;
     } finally {
       setChecking(false);
@@ -168,7 +190,7 @@ export function ReplicationWizard({ title, vm, hostName, defaults, pages = WIZAR
             <h2 className="mb-3 text-[15px]">{page}</h2>
             {page === "Before You Begin" ? (text?.beforeYouBegin ?? <BeforeYouBeginPage ctx={ctx} />) : null}
             {page === "Specify Replica Server" ? <SpecifyReplicaServerPage ctx={ctx} checking={checking} /> : null}
-            {page === "Specify Connection Parameters" ? <ConnectionParametersPage ctx={ctx} /> : null}
+            {page === "Specify Connection Parameters" ? <ConnectionParametersPage ctx={ctx} checking={checking} /> : null}
             {page === "Choose Replication VHDs" ? <ChooseVhdsPage ctx={ctx} /> : null}
             {page === "Configure Replication Frequency" ? <FrequencyPage /> : null}
             {page === "Configure Additional Recovery Points" ? <RecoveryPointsPage ctx={ctx} /> : null}

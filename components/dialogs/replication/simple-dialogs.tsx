@@ -1,8 +1,8 @@
 "use client";
 
 /**
- * The Replication submenu's small dialogs: Start Replication, Resynchronize, Import Initial
- * Replica, Remove Replication, and Pause/Resume (run at once; a failure shows as a toast).
+ * The Replication submenu's small dialogs: Resynchronize, Import Initial Replica, Remove
+ * Replication, and Pause/Resume (run at once; a failure shows as a toast).
  */
 import { useMutation, useQuery } from "@tanstack/react-query";
 import { useEffect, useRef, useState, type ReactNode } from "react";
@@ -17,7 +17,7 @@ import { localToIso } from "./enable-wizard-model";
 import { wizardInput } from "./enable-wizard-fields";
 
 /** A dialog whose OK runs one call: progress while it runs, the failure inside the dialog. */
-function ActionDialog(props: { title: string; testId: string; okLabel: string; busyLabel: string; pending: boolean; error: unknown; onOk(): void; onClose(): void; okDisabled?: boolean; children: ReactNode }) {
+export function ActionDialog(props: { title: string; testId: string; okLabel: string; busyLabel: string; pending: boolean; error: unknown; onOk(): void; onClose(): void; okDisabled?: boolean; children: ReactNode }) {
   const hasFields = Object.keys(fieldErrors(props.error)).length > 0;
   return (
     <Dialog
@@ -46,21 +46,7 @@ function ActionDialog(props: { title: string; testId: string; okLabel: string; b
   );
 }
 
-const ref = (vm: Vm) => ({ hostId: vm.hostId, vmId: vm.vmId });
-
-export function StartReplicationDialog({ vm, onClose }: { vm: Vm; onClose(): void }) {
-  const trpc = useTRPC();
-  const settings = useQuery(trpc.replication.settings.queryOptions(ref(vm)));
-  const start = useMutation(trpc.replication.startInitial.mutationOptions({ onSuccess: onClose }));
-  const at = settings.data?.initialStartAt;
-  return (
-    <ActionDialog title="Start Replication" testId="start-replication-dialog" okLabel="Start Replication" busyLabel="Starting..." pending={start.isPending} error={start.error} onOk={() => start.mutate(ref(vm))} onClose={onClose}>
-      <p className="mb-2">The initial copy of &apos;{vm.name}&apos; has not been sent to {vm.replication?.replicaServer} yet.</p>
-      <p className="mb-2">{!settings.data ? "..." : at ? `It is scheduled to start on ${formatDateTime(at)}.` : "It waits to be started."}</p>
-      <p>Start replication now sends the initial copy over the network at once; its progress appears in the Replication State and the events.</p>
-    </ActionDialog>
-  );
-}
+export const ref = (vm: Vm) => ({ hostId: vm.hostId, vmId: vm.vmId });
 
 export function ResynchronizeDialog({ vm, onClose }: { vm: Vm; onClose(): void }) {
   const trpc = useTRPC();

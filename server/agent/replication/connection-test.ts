@@ -96,7 +96,7 @@ function passedMessage(name: ConnectionCheckName, t: TestConnectionBody, trustGr
     case "credentials":
       return t.authMode === "https" ? "this host has a replication certificate" : "this host has a replication token";
     case "connection":
-      return `${where} answers as a replication listener`;
+      return `the replication listener at ${where} answers`;
     case "certificate":
       return `the certificate of ${where} is issued to ${t.replicaServer} by a CA this host trusts`;
     case "authentication":

@@ -33,5 +33,7 @@ export function rescheduleInitial(p: PrimaryReplication, at: string | null, even
     const iso = new Date(t).toISOString();
     p.update({ initialStartAt: iso });
     emit("replication.initial-scheduled", `Initial replication of '${rec.vmName}' is scheduled for ${iso}.`);
+    // Enabled without a start, its schedule was never started: the policy check must run now.
+    p.start();
   };
 }
