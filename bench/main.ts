@@ -122,7 +122,7 @@ function printTracking(tracking: TrackingResult[]): void {
 }
 
 function printCompression(compression: CompressionResult[]): void {
-  console.log("\nCompression of guest-like data (one core): the stream uses zstd level -1");
+  console.log("\nCompression of guest-like data (one core): the stream uses zstd level 1");
   console.log(table([["codec", "MiB/s", "ratio"], ...compression.map((c) => [c.codec, fmt(c.MiBps, 0), `${fmt(c.ratio)}:1`])]));
 }
 

@@ -5,10 +5,10 @@ import { decompress } from "zstd-napi";
 
 
 /**
- * zstd's fast level -1: about twice the speed of level 1 at nearly its ratio on guest data
- * (see `npm run bench`), so that compression keeps up with the link instead of limiting it.
+ * zstd level 1. The fast level -1 was tried: faster on finely mixed data, slower on the
+ * compression bench's data, same ratio on both, and no faster initial copy (`npm run bench`).
  */
-export const STREAM_ZSTD_LEVEL = -1;
+export const STREAM_ZSTD_LEVEL = 1;
 
 export interface EncodedPiece {
   zero: boolean;
