@@ -6,15 +6,17 @@
  *   RM_BENCH_FAILOVER_GIB  size of the sparse disk of the failover part (default 64)
  *   RM_BENCH_TRIAL_SECONDS length of each frequency trial (default 45)
  *   RM_BENCH_QEMU_GIB  size of the QEMU VM's qcow2 disk (default 8); 0 skips the QEMU part
+ *   RM_BENCH_ONLY  comma-separated parts to run (replication, failover, frequency, tracking,
+ *                  compression, qemu); all of them by default
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ROOT } from "../server/agent/agent-process.js";
-import { benchCompression } from "./compression.js";
-import { benchReplication } from "./replication.js";
-import { benchTracking } from "./tracking.js";
-import { benchFailover } from "./failover.js";
-import { benchFrequency } from "./frequency.js";
+import { benchCompression, type CompressionResult } from "./compression.js";
+import { benchReplication, type ReplicationResult } from "./replication.js";
+import { benchTracking, type TrackingResult } from "./tracking.js";
+import { benchFailover, type FailoverResult } from "./failover.js";
+import { benchFrequency, type FrequencyResult } from "./frequency.js";
 import { benchQemuDelta, type QemuDeltaResult } from "./qemu.js";
 
 const MiB = 1024 * 1024;
@@ -44,72 +46,25 @@ async function main(): Promise<void> {
   const log = (s: string) => console.log(`  … ${s}`);
   try {
     console.log("Replica Manager benchmark\n");
-    log("compression codecs on guest-like data...");
-    const compression = benchCompression();
-    log("guest write throughput, change tracking off and on...");
-    const tracking = await benchTracking(dir);
-    const repl = await benchReplication(dir, gib, log);
-    const failover = await benchFailover(dir, Number(process.env.RM_BENCH_FAILOVER_GIB ?? 64), log);
-    const frequency = await benchFrequency(dir, log);
+    const only = process.env.RM_BENCH_ONLY?.split(",").map((s) => s.trim());
+    const wanted = (part: string) => !only || only.includes(part);
+    if (wanted("compression")) log("compression codecs on guest-like data...");
+    const compression = wanted("compression") ? benchCompression() : undefined;
+    if (wanted("tracking")) log("guest write throughput, change tracking off and on...");
+    const tracking = wanted("tracking") ? await benchTracking(dir) : undefined;
+    const repl = wanted("replication") ? await benchReplication(dir, gib, log) : undefined;
+    const failover = wanted("failover") ? await benchFailover(dir, Number(process.env.RM_BENCH_FAILOVER_GIB ?? 64), log) : undefined;
+    const frequency = wanted("frequency") ? await benchFrequency(dir, log) : undefined;
     const qemuGiB = Number(process.env.RM_BENCH_QEMU_GIB ?? 8);
-    const qemu = qemuGiB > 0 ? await benchQemuDelta(dir, qemuGiB, log) : undefined;
-
-    const initialPlain = repl.cpSeconds / repl.initialPlainSeconds;
-    const initialZstd = repl.cpSeconds / repl.initialZstdSeconds;
-    const deltaSpeed = repl.rsyncSeconds / repl.deltaSeconds;
-    const wire = repl.deltaWireBytes / repl.changedBytes;
-    console.log(`\nInitial replication of a ${repl.diskGiB} GiB disk (HTTPS, mutual TLS) vs cp + sync`);
-    console.log(
-      table([
-        ["", "seconds", "on the wire", "speed vs cp", "target"],
-        ["cp + sync", fmt(repl.cpSeconds), "-", "1.00×", ""],
-        ["initial, no compression", fmt(repl.initialPlainSeconds), mib(repl.initialPlainWireBytes), `${fmt(initialPlain)}×`, "≥ 0.80×"],
-        ["initial, zstd", fmt(repl.initialZstdSeconds), mib(repl.initialZstdWireBytes), `${fmt(initialZstd)}×`, "≥ 0.50×"],
-      ]),
-    );
-    console.log(`\nOne delta cycle after 1% of the disk changed (${mib(repl.changedBytes)} in random 64 KiB blocks, incompressible)`);
-    console.log(
-      table([
-        ["", "seconds", "bytes sent", "sent / changed", "speed vs rsync", "target"],
-        ["rsync --inplace --no-whole-file + sync", fmt(repl.rsyncSeconds), mib(repl.rsyncSentBytes), fmt(repl.rsyncSentBytes / repl.changedBytes), "1.00×", ""],
-        ["Replica Manager delta cycle", fmt(repl.deltaSeconds, 3), mib(repl.deltaWireBytes), fmt(wire, 3), `${fmt(deltaSpeed, 1)}×`, "≥ 20×, ≤ 1.05 sent/changed"],
-      ]),
-    );
-    const rs = repl.resync;
-    console.log(`\nResynchronization of the ${repl.diskGiB} GiB disk after 1% of its 4 KiB blocks changed behind the agent's back (${mib(rs.differingBytes)})`);
-    console.log(
-      table([
-        ["", "seconds", "bytes sent", "speed vs rsync"],
-        ["rsync --inplace --no-whole-file + sync", fmt(rs.rsyncSeconds), mib(rs.rsyncSentBytes), "1.00×"],
-        ["Replica Manager resynchronization", fmt(rs.seconds), `${mib(rs.streamBytes)} + ${mib(rs.hashBytes)} hashes`, `${fmt(rs.rsyncSeconds / rs.seconds)}×`],
-      ]),
-    );
+    const qemu = wanted("qemu") && qemuGiB > 0 ? await benchQemuDelta(dir, qemuGiB, log) : undefined;
+    if (repl) printReplication(repl);
     if (qemu) printQemu(qemu);
-    console.log(`\nFailover on a ${failover.diskGiB} GiB sparse disk with an hour of history (${failover.points} points, ${mib(failover.historyBytes)} of undo logs)`);
-    console.log(
-      table([
-        ["step", "seconds", "target"],
-        ["test failover VM ready, latest point", fmt(failover.testLatestSeconds, 3), "< 2"],
-        ["test failover VM ready, oldest point", fmt(failover.testOldestSeconds, 3), "< 2"],
-        ["unplanned failover to the oldest point (VM started)", fmt(failover.failoverSeconds, 3), ""],
-        ["Complete Failover to the oldest point", fmt(failover.completeOldestSeconds, 3), ""],
-        [`(initial copy of the sparse disk)`, fmt(failover.initialSeconds, 1), ""],
-      ]),
-    );
-    console.log(`\nShortest frequency with no missed cycle: 10 VMs writing 1 MiB/s each (${frequency.trialSeconds} s per trial)`);
-    console.log(table([["every", "missed", "successful"], ...frequency.trials.map((t) => [`${t.frequencySeconds} s`, String(t.missedCycles), String(t.successfulCycles)])]));
-    console.log(`shortest without misses: ${frequency.shortestWithoutMisses ? `${frequency.shortestWithoutMisses} s` : "none of 5-30 s"}`);
-    console.log("\nGuest write throughput through the lab block layer, tracking off vs on");
-    console.log(
-      table([
-        ["pattern", "off MiB/s", "on MiB/s", "on / off", "target"],
-        ...tracking.map((t) => [t.pattern, fmt(t.offMiBps, 0), fmt(t.onMiBps, 0), `${fmt(t.ratio)}×`, "≥ 0.90×"]),
-      ]),
-    );
-    console.log("\nCompression of guest-like data (one core): the stream uses zstd level 1");
-    console.log(table([["codec", "MiB/s", "ratio"], ...compression.map((c) => [c.codec, fmt(c.MiBps, 0), `${fmt(c.ratio)}:1`])]));
-    const equal = repl.equal && rs.equal && (qemu?.equal ?? true);
-    console.log(`\nReplica equal to primary after the run (SHA-256): ${equal ? "yes" : "NO"}`);
+    if (failover) printFailover(failover);
+    if (frequency) printFrequency(frequency);
+    if (tracking) printTracking(tracking);
+    if (compression) printCompression(compression);
+    const equal = (!repl || (repl.equal && repl.resync.equal)) && (qemu?.equal ?? true);
+    if (repl || qemu) console.log(`\nReplica equal to primary after the run (SHA-256): ${equal ? "yes" : "NO"}`);
     await mkdir(join(ROOT, "bench-results"), { recursive: true });
     await writeFile(join(ROOT, "bench-results", "agent.json"), JSON.stringify({ date: new Date().toISOString(), replication: repl, qemu, failover, frequency, tracking, compression }, null, 2));
     console.log("(figures saved in bench-results/agent.json)");
@@ -117,6 +72,74 @@ async function main(): Promise<void> {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+function printReplication(repl: ReplicationResult): void {
+  const initialPlain = repl.cpSeconds / repl.initialPlainSeconds;
+  const initialZstd = repl.cpSeconds / repl.initialZstdSeconds;
+  const deltaSpeed = repl.rsyncSeconds / repl.deltaSeconds;
+  const wire = repl.deltaWireBytes / repl.changedBytes;
+  console.log(`\nInitial replication of a ${repl.diskGiB} GiB disk (HTTPS, mutual TLS) vs cp + sync`);
+  console.log(
+    table([
+      ["", "seconds", "on the wire", "speed vs cp", "target"],
+      ["cp + sync", fmt(repl.cpSeconds), "-", "1.00×", ""],
+      ["initial, no compression", fmt(repl.initialPlainSeconds), mib(repl.initialPlainWireBytes), `${fmt(initialPlain)}×`, "≥ 0.80×"],
+      ["initial, zstd", fmt(repl.initialZstdSeconds), mib(repl.initialZstdWireBytes), `${fmt(initialZstd)}×`, "≥ 0.50×"],
+    ]),
+  );
+  console.log(`\nOne delta cycle after 1% of the disk changed (${mib(repl.changedBytes)} in random 64 KiB blocks, incompressible)`);
+  console.log(
+    table([
+      ["", "seconds", "bytes sent", "sent / changed", "speed vs rsync", "target"],
+      ["rsync --inplace --no-whole-file + sync", fmt(repl.rsyncSeconds), mib(repl.rsyncSentBytes), fmt(repl.rsyncSentBytes / repl.changedBytes), "1.00×", ""],
+      ["Replica Manager delta cycle", fmt(repl.deltaSeconds, 3), mib(repl.deltaWireBytes), fmt(wire, 3), `${fmt(deltaSpeed, 1)}×`, "≥ 20×, ≤ 1.05 sent/changed"],
+    ]),
+  );
+  const rs = repl.resync;
+  console.log(`\nResynchronization of the ${repl.diskGiB} GiB disk after 1% of its 4 KiB blocks changed behind the agent's back (${mib(rs.differingBytes)})`);
+  console.log(
+    table([
+      ["", "seconds", "bytes sent", "speed vs rsync"],
+      ["rsync --inplace --no-whole-file + sync", fmt(rs.rsyncSeconds), mib(rs.rsyncSentBytes), "1.00×"],
+      ["Replica Manager resynchronization", fmt(rs.seconds), `${mib(rs.streamBytes)} + ${mib(rs.hashBytes)} hashes`, `${fmt(rs.rsyncSeconds / rs.seconds)}×`],
+    ]),
+  );
+}
+
+function printFailover(failover: FailoverResult): void {
+  console.log(`\nFailover on a ${failover.diskGiB} GiB sparse disk with an hour of history (${failover.points} points, ${mib(failover.historyBytes)} of undo logs)`);
+  console.log(
+    table([
+      ["step", "seconds", "target"],
+      ["test failover VM ready, latest point", fmt(failover.testLatestSeconds, 3), "< 2"],
+      ["test failover VM ready, oldest point", fmt(failover.testOldestSeconds, 3), "< 2"],
+      ["unplanned failover to the oldest point (VM started)", fmt(failover.failoverSeconds, 3), ""],
+      ["Complete Failover to the oldest point", fmt(failover.completeOldestSeconds, 3), ""],
+      [`(initial copy of the sparse disk)`, fmt(failover.initialSeconds, 1), ""],
+    ]),
+  );
+}
+
+function printFrequency(frequency: FrequencyResult): void {
+  console.log(`\nShortest frequency with no missed cycle: 10 VMs writing 1 MiB/s each (${frequency.trialSeconds} s per trial)`);
+  console.log(table([["every", "missed", "successful"], ...frequency.trials.map((t) => [`${t.frequencySeconds} s`, String(t.missedCycles), String(t.successfulCycles)])]));
+  console.log(`shortest without misses: ${frequency.shortestWithoutMisses ? `${frequency.shortestWithoutMisses} s` : "none of 5-30 s"}`);
+}
+
+function printTracking(tracking: TrackingResult[]): void {
+  console.log("\nGuest write throughput through the lab block layer, tracking off vs on");
+  console.log(
+    table([
+      ["pattern", "off MiB/s", "on MiB/s", "on / off", "target"],
+      ...tracking.map((t) => [t.pattern, fmt(t.offMiBps, 0), fmt(t.onMiBps, 0), `${fmt(t.ratio)}×`, "≥ 0.90×"]),
+    ]),
+  );
+}
+
+function printCompression(compression: CompressionResult[]): void {
+  console.log("\nCompression of guest-like data (one core): the stream uses zstd level 1");
+  console.log(table([["codec", "MiB/s", "ratio"], ...compression.map((c) => [c.codec, fmt(c.MiBps, 0), `${fmt(c.ratio)}:1`])]));
 }
 
 void main();

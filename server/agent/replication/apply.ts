@@ -16,12 +16,14 @@ export class DiskWriter {
     private readonly pool: CodecPool,
     /** Zero frames are skipped when the target was freshly emptied (initial copy). */
     private readonly skipZeros: boolean,
+    /** Sizes the disks are given before they are made durable (files written from length 0). */
+    private readonly sizes?: Map<number, number>,
   ) {}
 
-  static async open(paths: Map<number, string>, pool: CodecPool, skipZeros: boolean): Promise<DiskWriter> {
+  static async open(paths: Map<number, string>, pool: CodecPool, skipZeros: boolean, sizes?: Map<number, number>): Promise<DiskWriter> {
     const files = new Map<number, FileHandle>();
     for (const [i, p] of paths) files.set(i, await open(p, "r+"));
-    return new DiskWriter(files, pool, skipZeros);
+    return new DiskWriter(files, pool, skipZeros, sizes);
   }
 
   async write(f: ReceivedFrame): Promise<void> {
@@ -52,7 +54,11 @@ export class DiskWriter {
     try {
       await Promise.all(this.inflight);
       if (this.failure) throw this.failure;
-      for (const fh of this.files.values()) await fh.datasync();
+      for (const [i, fh] of this.files) {
+        const size = this.sizes?.get(i);
+        if (size !== undefined) await fh.truncate(size);
+        await fh.datasync();
+      }
     } finally {
       for (const fh of this.files.values()) await fh.close();
     }

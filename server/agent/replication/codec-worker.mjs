@@ -1,6 +1,6 @@
-// Worker thread: zstd compression and decompression, off the event loop.
+// Worker thread: zstd compression, off the event loop.
 // Plain JavaScript so that it loads in any worker without a TypeScript loader.
-import { Compressor, decompress } from "zstd-napi";
+import { Compressor } from "zstd-napi";
 
 const compressors = new Map();
 
@@ -19,12 +19,6 @@ function compress({ parts, level }) {
   });
 }
 
-function decode({ payload, length }) {
-  const out = decompress(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
-  if (out.length !== length) throw new Error(`decompressed ${out.length} bytes, frame says ${length}`);
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-}
-
 export default function run(task) {
-  return task.op === "compress" ? compress(task) : decode(task);
+  return compress(task);
 }

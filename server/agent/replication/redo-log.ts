@@ -1,7 +1,7 @@
 /**
  * The redo file of a delta cycle on the replica: the verified, decompressed frames, made
- * durable before anything is applied. Written a few MiB at a time; a small cycle is also
- * kept in memory so that applying it does not read it back.
+ * durable before anything is applied. Written a few MiB at a time while the next are
+ * received; a small cycle is also kept in memory so that applying it does not read it back.
  */
 import { open, rm, type FileHandle } from "node:fs/promises";
 import type { ReceivedFrame } from "./receiver.js";
@@ -15,6 +15,8 @@ export class RedoWriter {
   private pendingBytes = 0;
   private frames: ReceivedFrame[] | undefined = [];
   private frameBytes = 0;
+  /** The write in flight: receiving goes on while it runs (one at a time, in order). */
+  private writing: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly file: string,
@@ -38,7 +40,11 @@ export class RedoWriter {
       if (this.frameBytes > KEEP_IN_MEMORY_BYTES) this.frames = undefined;
       else this.frames.push(f);
     }
-    if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
+    if (this.pendingBytes >= FLUSH_BYTES) {
+      await this.writing;
+      this.writing = this.flush();
+      this.writing.catch(() => undefined); // awaited by the next add, finish or discard
+    }
   }
 
   private async flush(): Promise<void> {
@@ -59,6 +65,7 @@ export class RedoWriter {
   /** Makes the file durable and closes it; returns the frames if they were kept in memory. */
   async finish(): Promise<ReceivedFrame[] | undefined> {
     try {
+      await this.writing;
       await this.flush();
       await this.fh.sync();
     } finally {
@@ -69,6 +76,7 @@ export class RedoWriter {
 
   /** The cycle was rejected: nothing of it stays. */
   async discard(): Promise<void> {
+    await this.writing.catch(() => undefined);
     await this.fh.close().catch(() => undefined);
     await rm(this.file, { force: true });
   }

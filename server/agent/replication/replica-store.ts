@@ -127,6 +127,8 @@ export class ReplicaStore {
       for (const name of await readdir(stagingDir).catch(() => [] as string[])) {
         if (join(stagingDir, name) !== keep) await rm(join(stagingDir, name), { force: true });
       }
+      // An initial copy cut short leaves its disks shorter than they are: empty them whole.
+      if (rec.state === "Initial replication in progress") await this.emptyDisks(rec);
       // Undo logs are checked (and torn tails repaired) before anything else touches them.
       await this.history(rec).catch((err: Error) => this.deps.log.error({ err, relationshipId: rec.id }, "recovery history could not be loaded"));
       if (rec.staged) {
@@ -332,9 +334,11 @@ export class ReplicaStore {
         rec = { ...rec, state: "Initial replication in progress" };
         this.deps.repo.save(rec);
         // Empty images: skipped zero runs then read back as zeros, whatever an earlier
-        // interrupted attempt left behind; a rejected copy leaves nothing of itself.
-        await this.emptyDisks(rec);
-        const writer = await DiskWriter.open(this.diskPaths(rec), this.deps.pool, true);
+        // interrupted attempt left behind; a rejected copy leaves nothing of itself. They
+        // start at length 0 and the copy appends (filling holes of a sparse file costs the
+        // kernel about three times as much); the writer sets their sizes before the sync.
+        await this.emptyDisks(rec, false);
+        const writer = await DiskWriter.open(this.diskPaths(rec), this.deps.pool, true, this.diskSizes(rec));
         try {
           let n = 0;
           result = await receiveCycle(source, expect, async (f) => {
@@ -430,11 +434,16 @@ export class ReplicaStore {
     }
   }
 
-  private async emptyDisks(rec: ReplicaRecord): Promise<void> {
+  private async emptyDisks(rec: ReplicaRecord, sized = true): Promise<void> {
+    const sizes = this.diskSizes(rec);
     for (const [i, p] of this.diskPaths(rec)) {
       await truncate(p, 0);
-      await truncate(p, rec.disks.find((d) => d.index === i)!.sizeBytes);
+      if (sized) await truncate(p, sizes.get(i)!);
     }
+  }
+
+  private diskSizes(rec: ReplicaRecord): Map<number, number> {
+    return new Map(rec.disks.map((d) => [d.index, d.sizeBytes]));
   }
 
   /**
