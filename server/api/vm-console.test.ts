@@ -1,0 +1,91 @@
+/**
+ * "Connect..." through the console: the websocket proxy at /api/vm-console on a real HTTP server,
+ * real sessions, and a real QEMU host whose running VM's VNC server answers through it.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import { MGMT_TOKEN } from "../agent/testing/harness.js";
+import type { Role } from "../console/auth/roles.js";
+import { createSession, SESSION_COOKIE } from "../console/auth/sessions.js";
+import { startConsoleFixture, type ConsoleFixture } from "./testing/console-fixture.js";
+import { vmConsoleProxy, VM_CONSOLE_PATH } from "./vm-console.js";
+
+let f: ConsoleFixture;
+let server: Server;
+let proxy: ReturnType<typeof vmConsoleProxy>;
+let base: string;
+let hv01: string;
+let vmId: string;
+const cookies = {} as Record<Role, string>;
+
+type Outcome = { opened: true; ws: WebSocket; first: Promise<Buffer> } | { opened: false; close: { code: number; reason: string } } | { opened: false; status: number };
+
+/** Opens the proxy as a browser would (the session cookie); says how it went. */
+function connect(query: string, cookie?: string): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${base}${VM_CONSOLE_PATH}?${query}`, { headers: cookie ? { cookie } : {} });
+    const first = new Promise<Buffer>((r) => ws.once("message", (d: Buffer) => r(d)));
+    let opened = false;
+    ws.once("open", () => {
+      opened = true;
+      // A refusal closes right after the handshake; an open screen sends the RFB banner first.
+      const closed = new Promise<{ code: number; reason: string }>((r) => ws.once("close", (code, reason) => r({ code, reason: reason.toString() })));
+      void Promise.race([first.then(() => null), closed]).then((c) => resolve(c ? { opened: false, close: c } : { opened: true, ws, first }));
+    });
+    ws.once("unexpected-response", (_req, res) => resolve({ opened: false, status: res.statusCode ?? 0 }));
+    ws.once("error", (err) => !opened && reject(err));
+  });
+}
+
+const lastAudit = () => f.db.auditEntry.findFirst({ where: { action: "vms.connect" }, orderBy: { id: "desc" } });
+
+beforeAll(async () => {
+  f = await startConsoleFixture({ hypervisor: "qemu" });
+  proxy = vmConsoleProxy({ db: f.db, fleet: f.fleet });
+  server = createServer((_req, res) => res.writeHead(404).end());
+  server.on("upgrade", (req, socket, head) => proxy.handle(req, socket, head));
+  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+  base = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  for (const role of ["Administrator", "Operator", "Viewer"] as const) {
+    cookies[role] = `${SESSION_COOKIE}=${(await createSession(f.db, f.users[role].id, 1)).token}`;
+  }
+  const admin = f.as("Administrator");
+  hv01 = (await admin.hosts.add({ auth: "token", address: f.pair.primary.url, token: MGMT_TOKEN })).id;
+  vmId = (await admin.vms.create({ hostId: hv01, name: "web-01", cpus: 1, memoryMiB: 128, disks: [{ sizeGiB: 1 }], workload: { pattern: "idle", rateMiBps: 1 } })).vmId;
+});
+afterAll(async () => {
+  proxy?.close();
+  server?.close();
+  await f?.cleanup();
+});
+
+describe("Connect... (the VM's screen through the console)", () => {
+  it("refuses what it must: no session (401), a Viewer, bad input, an unknown host, a VM that is off", async () => {
+    expect(await connect(`hostId=${hv01}&vmId=${vmId}`)).toEqual({ opened: false, status: 401 });
+    expect(await connect(`hostId=${hv01}&vmId=${vmId}`, cookies.Viewer)).toEqual({ opened: false, close: { code: 4403, reason: expect.stringMatching(/needs the Operator role; viewer is Viewer/) } });
+    expect(await lastAudit()).toMatchObject({ userName: "viewer", target: "host=hv01.lab.test vm=web-01", result: "failure", error: expect.stringMatching(/Operator role/) });
+    expect(await connect(`hostId=${hv01}&vmId=nope`, cookies.Operator)).toEqual({ opened: false, close: { code: 4400, reason: expect.stringMatching(/^vmId: vmId must be a VM id/) } });
+    expect(await connect(`vmId=${vmId}`, cookies.Operator)).toEqual({ opened: false, close: { code: 4400, reason: expect.stringMatching(/^hostId: hostId is required/) } });
+    expect(await connect(`hostId=gone&vmId=${vmId}`, cookies.Operator)).toEqual({ opened: false, close: { code: 4404, reason: expect.stringMatching(/no such host/) } });
+    expect(await connect(`hostId=${hv01}&vmId=00000000-0000-4000-8000-000000000000`, cookies.Operator)).toMatchObject({ close: { code: 4404 } });
+    expect(await connect(`hostId=${hv01}&vmId=${vmId}`, cookies.Operator)).toEqual({ opened: false, close: { code: 4409, reason: expect.stringMatching(/'web-01' is Off.*start it/) } });
+  });
+
+  it("passes the running VM's VNC server to an Operator, audited, and closes with the reason when it stops", async () => {
+    await f.as("Operator").vms.power({ hostId: hv01, vmId, action: "start" });
+    const outcome = await connect(`hostId=${hv01}&vmId=${vmId}`, cookies.Operator);
+    if (!outcome.opened) throw new Error(`not opened: ${JSON.stringify(outcome)}`);
+    expect((await outcome.first).toString()).toBe("RFB 003.008\n");
+    expect(await lastAudit()).toMatchObject({ userName: "operator", action: "vms.connect", target: "host=hv01.lab.test vm=web-01", result: "success", error: null });
+    // The client's half of the handshake goes through to QEMU too.
+    const types = new Promise<Buffer>((r) => outcome.ws.once("message", (d: Buffer) => r(d)));
+    outcome.ws.send(Buffer.from("RFB 003.008\n"));
+    expect([...(await types)]).toContain(1);
+
+    const closed = new Promise<{ code: number; reason: string }>((r) => outcome.ws.once("close", (code, reason) => r({ code, reason: reason.toString() })));
+    await f.as("Operator").vms.power({ hostId: hv01, vmId, action: "turn-off" });
+    expect(await closed).toEqual({ code: 1000, reason: expect.stringMatching(/virtual machine stopped/) });
+  });
+});
