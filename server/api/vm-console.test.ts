@@ -62,6 +62,11 @@ afterAll(async () => {
 });
 
 describe("Connect... (the VM's screen through the console)", () => {
+  it("knows the host's hypervisor and accelerator, which decide whether its VMs have a screen", async () => {
+    const hosts = await f.as("Viewer").hosts.list();
+    expect(hosts.find((h) => h.id === hv01)).toMatchObject({ hypervisor: "qemu", accelerator: expect.stringMatching(/^(kvm|tcg)$/) });
+  });
+
   it("refuses what it must: no session (401), a Viewer, bad input, an unknown host, a VM that is off", async () => {
     expect(await connect(`hostId=${hv01}&vmId=${vmId}`)).toEqual({ opened: false, status: 401 });
     expect(await connect(`hostId=${hv01}&vmId=${vmId}`, cookies.Viewer)).toEqual({ opened: false, close: { code: 4403, reason: expect.stringMatching(/needs the Operator role; viewer is Viewer/) } });
