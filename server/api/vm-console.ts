@@ -65,6 +65,7 @@ function bridge(browser: WebSocket, agent: WebSocket): void {
   browser.on("close", () => agent.close());
   browser.on("error", () => agent.terminate());
   agent.resume();
+  browser.resume();
 }
 
 export function vmConsoleProxy(services: Pick<ConsoleServices, "db" | "fleet">) {
@@ -84,20 +85,32 @@ export function vmConsoleProxy(services: Pick<ConsoleServices, "db" | "fleet">) 
       const body = "sign in first";
       return void socket.end(`HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
     }
+    // Accepted at once (the page shows "Connecting" while the agent is reached): socket.io
+    // ends upgrades nobody answered within a second.
+    wss.handleUpgrade(req, socket, head, (browser) => {
+      browser.pause();
+      void connect(session.user, url, browser).catch((err) => {
+        console.error("console: vm-console failed", err);
+        browser.terminate();
+      });
+    });
+  }
+
+  async function connect(user: SessionUser, url: string, browser: WebSocket): Promise<void> {
     let agent: WebSocket | undefined;
     let refusal: Refusal | undefined;
     try {
-      const { hostId, vmId } = authorize(session.user, url);
+      const { hostId, vmId } = authorize(user, url);
       agent = await openAgentScreen(services, hostId, vmId);
     } catch (err) {
       refusal = err instanceof Refusal ? err : new Refusal(500, "the console failed to open the VM's screen; see its log");
       if (!(err instanceof Refusal)) console.error("console: vm-console failed", err);
     }
-    await audit(session.user, url, refusal?.message ?? null).catch((err) => console.error("console: audit failed", err));
-    wss.handleUpgrade(req, socket, head, (browser) => {
-      if (agent) return bridge(browser, agent);
-      browser.close(4000 + refusal!.status, clip(refusal!.message));
-    });
+    await audit(user, url, refusal?.message ?? null).catch((err) => console.error("console: audit failed", err));
+    if (browser.readyState !== browser.OPEN) return void agent?.terminate(); // the page left meanwhile
+    if (agent) return bridge(browser, agent);
+    browser.resume(); // to read the browser's answer to the close
+    browser.close(4000 + refusal!.status, clip(refusal!.message));
   }
 
   return {
