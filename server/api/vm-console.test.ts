@@ -2,11 +2,16 @@
  * "Connect..." through the console: the websocket proxy at /api/vm-console on a real HTTP server,
  * real sessions, and a real QEMU host whose running VM's VNC server answers through it.
  */
+import { rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { MGMT_TOKEN } from "../agent/testing/harness.js";
+import { AgentProcess } from "../agent/agent-process.js";
+import { freePort, makeSite, MGMT_TOKEN, tempDir } from "../agent/testing/harness.js";
+import { killQemuUnder } from "../agent/testing/qemu.js";
+import { loadConsoleTls } from "../fleet/transport.js";
 import type { Role } from "../console/auth/roles.js";
 import { createSession, SESSION_COOKIE } from "../console/auth/sessions.js";
 import { startConsoleFixture, type ConsoleFixture } from "./testing/console-fixture.js";
@@ -19,6 +24,10 @@ let base: string;
 let hv01: string;
 let vmId: string;
 const cookies = {} as Record<Role, string>;
+/** A QEMU host whose management API takes only the console's client certificate (mutual TLS). */
+let tlsAgent: AgentProcess;
+let tlsAddress: string;
+let tlsDir: string;
 
 type Outcome = { opened: true; ws: WebSocket; first: Promise<Buffer> } | { opened: false; close: { code: number; reason: string } } | { opened: false; status: number };
 
@@ -42,7 +51,15 @@ function connect(query: string, cookie?: string): Promise<Outcome> {
 const lastAudit = () => f.db.auditEntry.findFirst({ where: { action: "vms.connect" }, orderBy: { id: "desc" } });
 
 beforeAll(async () => {
-  f = await startConsoleFixture({ hypervisor: "qemu" });
+  tlsDir = await tempDir("rm-vnc-tls-");
+  const site = await makeSite(join(tlsDir, "site"));
+  f = await startConsoleFixture({ hypervisor: "qemu", consoleTls: loadConsoleTls({ ...(await site.hostTls("console.lab.test")), ca: site.caFile })! });
+  const port = await freePort();
+  const configFile = join(tlsDir, "agent.json");
+  await writeFile(configFile, JSON.stringify({ hostName: "hv05.lab.test", dataDir: join(tlsDir, "hv05"), hypervisor: "qemu", management: { port, tls: await site.hostTls("localhost") } }));
+  tlsAgent = new AgentProcess({ hostName: "hv05.lab.test", configFile, managementPort: port, token: "unused-unused-unused" });
+  await tlsAgent.start();
+  tlsAddress = `https://localhost:${port}`;
   proxy = vmConsoleProxy({ db: f.db, fleet: f.fleet });
   server = createServer((_req, res) => res.writeHead(404).end());
   server.on("upgrade", (req, socket, head) => proxy.handle(req, socket, head));
@@ -59,6 +76,9 @@ afterAll(async () => {
   proxy?.close();
   server?.close();
   await f?.cleanup();
+  await tlsAgent?.kill();
+  await killQemuUnder(tlsDir);
+  await rm(tlsDir, { recursive: true, force: true });
 });
 
 describe("Connect... (the VM's screen through the console)", () => {
@@ -92,5 +112,16 @@ describe("Connect... (the VM's screen through the console)", () => {
     const closed = new Promise<{ code: number; reason: string }>((r) => outcome.ws.once("close", (code, reason) => r({ code, reason: reason.toString() })));
     await f.as("Operator").vms.power({ hostId: hv01, vmId, action: "turn-off" });
     expect(await closed).toEqual({ code: 1000, reason: expect.stringMatching(/virtual machine stopped/) });
+  });
+
+  it("reaches a host over mutual TLS with the console's certificate", async () => {
+    const admin = f.as("Administrator");
+    const host = await admin.hosts.add({ auth: "certificate", address: tlsAddress });
+    const vm = await admin.vms.create({ hostId: host.id, name: "tls-01", cpus: 1, memoryMiB: 128, disks: [{ sizeGiB: 1 }], workload: { pattern: "idle", rateMiBps: 1 } });
+    await f.as("Operator").vms.power({ hostId: host.id, vmId: vm.vmId, action: "start" });
+    const outcome = await connect(`hostId=${host.id}&vmId=${vm.vmId}`, cookies.Administrator);
+    if (!outcome.opened) throw new Error(`not opened: ${JSON.stringify(outcome)}`);
+    expect((await outcome.first).toString()).toBe("RFB 003.008\n");
+    outcome.ws.close();
   });
 });
