@@ -1,7 +1,7 @@
 /**
  * Connect... in Chromium against a real QEMU host: the host's hypervisor in the manager, the VM's
  * screen in its own window (noVNC on the console's proxy, a framebuffer drawn by the VM's
- * firmware), Ctrl+Alt+Del, the disconnect reason when the VM is turned off, and a Viewer refused.
+ * firmware; also on a double-click of the VM), Ctrl+Alt+Del, the disconnect reason when the VM is turned off, and a Viewer refused.
  */
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -82,8 +82,15 @@ describe("Connect... (the VM's screen)", () => {
     await screen.close();
   });
 
-  it("refuses a Viewer: Connect... is disabled, and the server refuses the screen's websocket", async () => {
+  it("opens the screen on a double-click of a running VM, as Hyper-V Manager does", async () => {
     await power("start");
+    await expect.poll(() => page.locator("[data-testid=action-connect]").first().isDisabled(), { timeout: 15_000 }).toBe(false);
+    const [screen] = await Promise.all([page.context().waitForEvent("page"), page.locator('[data-testid="vm-row-web-01"]').dblclick()]);
+    await expect.poll(() => status(screen).getAttribute("data-state"), { timeout: 30_000 }).toBe("connected");
+    await screen.close();
+  });
+
+  it("refuses a Viewer: Connect... is disabled, and the server refuses the screen's websocket", async () => {
     expect((await trpcMutation(page, "users.create", { name: "watcher", role: "Viewer", password: "viewer password 1" })).status).toBe(200);
     const viewer = await signIn(browser, consoleProc.url, "watcher", "viewer password 1");
     await viewer.click('[data-testid="host-hv01.lab.test"]');

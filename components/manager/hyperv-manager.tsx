@@ -132,7 +132,7 @@ export function HyperVManager() {
               Cannot connect to {host.name}: {host.statusReason ?? "unknown reason"}. The list shows what was known when it was last connected.
             </div>
           ) : null}
-          <div className="min-h-0 flex-[3] border border-border">
+          <div className="min-h-0 flex-[3] border border-border" onDoubleClick={(e) => (e.target as HTMLElement).closest("[data-testid^=vm-row-]") && vmItems.find((i) => i.testId === "connect" && !i.disabled)?.run?.()}>
             {host || all ? (
               <VmList vms={vms.data ?? []} selectedId={vmId} pending={statuses} servers={servers} onSelect={setVmId} onContextMenu={(e, v) => openMenu(e, itemsForVm(v))} onKey={onListKey} />
             ) : (
