@@ -12,15 +12,24 @@ import type { ReplicaServerSettings } from "../../shared/agent-api.js";
 import { killQemuUnder } from "./qemu.js";
 
 
+/** Ports this process handed out: the kernel may offer a port again once it was closed. */
+const handedOut = new Set<number>();
+
+/** A loopback port nothing listens on now, and that this process has not handed out before. */
 export async function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.once("error", fail);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => ok(port));
+  for (;;) {
+    const port = await new Promise<number>((ok, fail) => {
+      const srv = createServer();
+      srv.once("error", fail);
+      srv.listen(0, "127.0.0.1", () => {
+        const { port } = srv.address() as { port: number };
+        srv.close(() => ok(port));
+      });
     });
-  });
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 export async function tempDir(prefix = "rm-test-"): Promise<string> {
