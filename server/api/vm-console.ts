@@ -20,6 +20,7 @@ import { VmRef } from "./routers/health.js";
 
 export const VM_CONSOLE_PATH = "/api/vm-console";
 const ACTION = "vms.connect";
+const HIGH_WATER = 4 * 1024 * 1024;
 
 class Refusal extends Error {
   constructor(
@@ -57,9 +58,14 @@ async function openAgentScreen(services: Pick<ConsoleServices, "fleet">, hostId:
 }
 
 function bridge(browser: WebSocket, agent: WebSocket): void {
-  const forward = (to: WebSocket) => (data: RawData, isBinary: boolean) => to.readyState === to.OPEN && to.send(data, { binary: isBinary });
-  browser.on("message", forward(agent));
-  agent.on("message", forward(browser));
+  // A slow side stops reading from the other (a screen update can be megabytes).
+  const forward = (from: WebSocket, to: WebSocket) => (data: RawData, isBinary: boolean) => {
+    if (to.readyState !== to.OPEN) return;
+    to.send(data, { binary: isBinary }, () => from.isPaused && to.bufferedAmount < HIGH_WATER / 4 && from.resume());
+    if (to.bufferedAmount > HIGH_WATER) from.pause();
+  };
+  browser.on("message", forward(browser, agent));
+  agent.on("message", forward(agent, browser));
   // 1005/1006 (no code, connection lost) cannot be sent: the browser is told the agent went away.
   agent.on("close", (code, reason) => browser.close(code === 1000 ? 1000 : 4502, clip(reason.toString() || "the connection to the host agent was lost")));
   browser.on("close", () => agent.close());
