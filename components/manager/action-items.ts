@@ -25,6 +25,9 @@ export function vmActionItems(o: {
   confirm(r: ConfirmRequest): void;
   settings(vm: Vm): void;
   replication(vm: Vm, kind: ReplicationDialogKind): void;
+  /** The VM's host runs QEMU, whose VMs have a screen; lab VMs have none. */
+  hasScreen: boolean;
+  connect(vm: Vm): void;
 }): ActionItem[] {
   const { vm } = o;
   const operate = mayOperate(o.role) && !o.pending;
@@ -36,7 +39,9 @@ export function vmActionItems(o: {
       ? () => o.confirm({ title: spec.label.replace("...", ""), message: `${spec.confirm} '${vm.name}'?`, confirmLabel: spec.label.replace("...", ""), onConfirm: () => o.ops.runPower(vm, spec.action) })
       : () => o.ops.runPower(vm, spec.action),
   }));
+  const running = vm.state === "Running" || vm.state === "Paused";
   return [
+    { label: "Connect...", testId: "connect", run: () => o.connect(vm), disabled: !mayOperate(o.role) || !o.hasScreen || !running },
     ...power,
     { label: "Settings...", testId: "settings", run: () => o.settings(vm), disabled: !o.role },
     {

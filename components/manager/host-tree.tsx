@@ -4,6 +4,7 @@ import type { Host } from "@/components/lib/trpc";
 import { cn } from "@/components/lib/cn";
 import { ALL_HOSTS } from "@/components/lib/live";
 import { ManagerIcon, ServerIcon } from "./icons";
+import { platformLabel } from "@/components/vm-console/open";
 
 export function HostTree({ hosts, selectedId, onSelect, onContextMenu }: { hosts: Host[]; selectedId: string | null; onSelect(id: string): void; onContextMenu(e: React.MouseEvent, host: Host | undefined): void }) {
   const move = (e: React.KeyboardEvent) => {
@@ -39,7 +40,7 @@ export function HostTree({ hosts, selectedId, onSelect, onContextMenu }: { hosts
           aria-selected={h.id === selectedId}
           data-testid={`host-${h.name}`}
           data-status={h.status}
-          title={h.status === "unreachable" ? `Cannot connect: ${h.statusReason ?? "unknown reason"}` : `${h.name} (${h.address})`}
+          title={h.status === "unreachable" ? `Cannot connect: ${h.statusReason ?? "unknown reason"}` : `${h.name} (${h.address})${h.hypervisor ? `\n${platformLabel(h)}` : ""}`}
           onClick={() => onSelect(h.id)}
           onContextMenu={(e) => {
             onSelect(h.id);

@@ -27,6 +27,7 @@ import { VmList, vmKey } from "./vm-list";
 import { hostActionItems, vmActionItems } from "./action-items";
 import type { ReplicationDialogRequest } from "./replication-items";
 import { mayOperate } from "@/components/lib/vm-actions";
+import { openVmConsole, platformLabel } from "@/components/vm-console/open";
 
 type Modal = { kind: "connect" } | { kind: "vm-settings"; vm: Vm } | { kind: "users" } | { kind: "audit" } | { kind: "new-vm"; host: Host } | { kind: "settings"; host: Host } | { kind: "confirm"; request: ConfirmRequest } | { kind: "replication"; request: ReplicationDialogRequest } | null;
 
@@ -85,8 +86,10 @@ export function HyperVManager() {
         confirm,
         settings: (x) => setModal({ kind: "vm-settings", vm: x }),
         replication: (x, kind) => setModal({ kind: "replication", request: { kind, vm: x } }),
+        hasScreen: hosts.data?.find((h) => h.id === v.hostId)?.hypervisor === "qemu",
+        connect: openVmConsole,
       }),
-    [role, ops, confirm],
+    [role, ops, confirm, hosts.data],
   );
   const hostItems = useMemo(() => itemsForHost(host), [itemsForHost, host]);
   const vmItems = useMemo(() => (vm ? itemsForVm(vm) : []), [itemsForVm, vm]);
@@ -129,7 +132,7 @@ export function HyperVManager() {
               Cannot connect to {host.name}: {host.statusReason ?? "unknown reason"}. The list shows what was known when it was last connected.
             </div>
           ) : null}
-          <div className="min-h-0 flex-[3] border border-border">
+          <div className="min-h-0 flex-[3] border border-border" onDoubleClick={(e) => (e.target as HTMLElement).closest("[data-testid^=vm-row-]") && vmItems.find((i) => i.testId === "connect" && !i.disabled)?.run?.()}>
             {host || all ? (
               <VmList vms={vms.data ?? []} selectedId={vmId} pending={statuses} servers={servers} onSelect={setVmId} onContextMenu={(e, v) => openMenu(e, itemsForVm(v))} onKey={onListKey} />
             ) : (
@@ -150,6 +153,7 @@ export function HyperVManager() {
       <div className="flex h-[22px] items-center gap-4 border-t border-border bg-chrome px-2 text-muted" data-testid="status-bar">
         <span data-testid="live-status">{live.connected ? "Live updates connected" : "Live updates disconnected; reconnecting..."}</span>
         {host ? <span>{host.name}: {host.status === "connected" ? `${vms.data?.length ?? 0} virtual machines` : host.status}</span> : null}
+        {host?.hypervisor ? <span data-testid="host-platform">{platformLabel(host)}</span> : null}
         {all ? <span>{hosts.data?.length ?? 0} servers, {vms.data?.length ?? 0} virtual machines</span> : null}
       </div>
       {menu ? <ContextMenu {...menu} onClose={() => setMenu(null)} /> : null}

@@ -7,6 +7,7 @@ import superjson from "superjson";
 import { ZodError } from "zod";
 import { hasRole, type Role } from "../console/auth/roles.js";
 import type { Context } from "./context.js";
+import { targetOf } from "./audit.js";
 import { FieldError, fieldsOf, toTrpcError } from "./errors.js";
 
 const t = initTRPC.context<Context>().create({
@@ -25,20 +26,6 @@ const SECRET = /password|token|smtpUrl/i;
 function redact(input: unknown): unknown {
   if (!input || typeof input !== "object") return input ?? null;
   return Object.fromEntries(Object.entries(input).map(([k, v]) => [k, SECRET.test(k) ? "***" : v]));
-}
-
-/** What a change was about, in names a person reads: the host's and the VM's names rather than ids. */
-async function targetOf(db: Context["db"], input: unknown): Promise<string | null> {
-  if (!input || typeof input !== "object") return null;
-  const o = input as Record<string, unknown>;
-  const str = (k: string) => (typeof o[k] === "string" ? (o[k] as string) : undefined);
-  const parts: string[] = [];
-  const hostId = str("hostId");
-  const vmId = str("vmId");
-  if (hostId) parts.push(`host=${(await db.host.findUnique({ where: { id: hostId }, select: { name: true } }))?.name ?? hostId}`);
-  if (hostId && vmId) parts.push(`vm=${(await db.vm.findUnique({ where: { hostId_vmId: { hostId, vmId } }, select: { name: true } }))?.name ?? vmId}`);
-  for (const k of ["id", "name", "address", "action"]) if (str(k)) parts.push(`${k}=${str(k)}`);
-  return parts.length ? parts.join(" ") : null;
 }
 
 /** A refusal as one line: input errors by field rather than zod's JSON. */

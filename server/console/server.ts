@@ -8,6 +8,7 @@ import next from "next";
 import { ROOT } from "../agent/agent-process.js";
 import { trpcHandler, TRPC_PATH } from "../api/http.js";
 import { serveStatisticsCsv, STATISTICS_CSV_PATH } from "../api/statistics-csv.js";
+import { vmConsoleProxy, VM_CONSOLE_PATH } from "../api/vm-console.js";
 import { Alerter } from "../fleet/alerts.js";
 import { dashboardKeyOf, dashboardLinkOf } from "./auth/dashboard-links.js";
 import { Fleet } from "../fleet/fleet.js";
@@ -87,6 +88,10 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
     toNext();
   });
   io = attachRealtime(http, db);
+  const vmConsole = vmConsoleProxy({ db, fleet });
+  http.on("upgrade", (req: IncomingMessage, socket, head: Buffer) => {
+    if (req.url?.split("?")[0] === VM_CONSOLE_PATH) vmConsole.handle(req, socket, head);
+  });
   await new Promise<void>((ok, fail) => {
     http.once("error", fail);
     http.listen(env.PORT, env.HOST, () => ok());
@@ -104,6 +109,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
     async close() {
       await jobs.stop();
       await fleet.stop();
+      vmConsole.close();
       const closed = new Promise<void>((ok) => io!.close(() => ok()));
       http.closeAllConnections();
       await closed;

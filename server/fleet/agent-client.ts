@@ -7,7 +7,8 @@ import type { z } from "zod";
 import { AgentErrorBody, AgentHostInfo, AgentVm } from "./agent-schemas.js";
 import { describe } from "./event-stream.js";
 import { AgentCycle, AgentStatistics } from "./statistics-schemas.js";
-import { agentFetch, type AgentAuth } from "./transport.js";
+import type { WebSocket } from "ws";
+import { agentFetch, agentWebSocket, type AgentAuth } from "./transport.js";
 import { ReplicaServerSettings, type CreateVmBody, type PowerAction, type WorkloadSpec } from "../shared/agent-api.js";
 
 export class AgentCallError extends Error {
@@ -31,6 +32,33 @@ export class AgentClient {
     readonly address: string,
     private readonly auth: AgentAuth,
   ) {}
+
+  /**
+   * The VM's screen (QEMU hosts): an open websocket carrying its VNC bytes, paused (the VNC server
+   * speaks first) until the caller resumes it. See docs/agent-api.md.
+   */
+  openScreen(vmId: string): Promise<WebSocket> {
+    const ws = agentWebSocket(`${this.address}/api/v1/vms/${encodeURIComponent(vmId)}/console`, this.auth);
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (fn: () => void) => void (settled || ((settled = true), fn()));
+      ws.once("open", () => {
+        ws.pause();
+        settle(() => resolve(ws));
+      });
+      ws.once("unexpected-response", (_req, res) => {
+        let text = "";
+        res.on("data", (c: Buffer) => (text += c.toString()));
+        res.on("end", () => {
+          const body = AgentErrorBody.safeParse(safeJson(text));
+          const status = res.statusCode ?? 0;
+          settle(() => reject(body.success ? new AgentCallError(body.data.error.message, status, body.data.error.code) : new AgentCallError(`the agent answered HTTP ${status}`, status, "UNEXPECTED")));
+          ws.terminate();
+        });
+      });
+      ws.on("error", (err) => settle(() => reject(new AgentCallError(`cannot reach the agent at ${this.address}: ${describe(err)}`, 0, "UNREACHABLE"))));
+    });
+  }
 
   /** One call to the agent; modules of the fleet build their calls on it (replication-calls.ts). */
   async call<S extends z.ZodType>(schema: S | null, method: string, path: string, body?: unknown, timeoutMs = TIMEOUT_MS): Promise<z.infer<S>> {

@@ -10,12 +10,17 @@ export const AgentHostInfo = z.object({
   hostName: z.string(),
   version: z.string(),
   hypervisor: z.string(),
+  /** QEMU hosts: KVM, or TCG (emulation). */
+  accelerator: z.enum(["kvm", "tcg"]).optional(),
   startedAt: z.string(),
   vmCount: z.number().int(),
   lastEventId: z.number().int(),
   capabilities: z.object({ https: z.boolean(), http: z.boolean() }),
 });
 export type AgentHostInfo = z.infer<typeof AgentHostInfo>;
+
+/** What the console keeps of a host's hypervisor (Host.hypervisor, Host.accelerator). */
+export const platformOf = (info: AgentHostInfo) => ({ hypervisor: info.hypervisor, accelerator: info.accelerator ?? null });
 
 const Stats = z.object({
   since: z.string(),

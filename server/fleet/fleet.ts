@@ -4,6 +4,7 @@
  */
 import { Prisma, type Db } from "../console/db/client.js";
 import { AgentCallError, AgentClient } from "./agent-client.js";
+import { platformOf } from "./agent-schemas.js";
 import type { AgentRelationship, AgentVm } from "./agent-schemas.js";
 import { replicationHealth } from "./health.js";
 import { HostLink } from "./host-link.js";
@@ -98,7 +99,7 @@ export class Fleet {
     if (await this.db.host.findUnique({ where: { name: info.hostName } })) {
       throw new FleetError("CONFLICT", `a host named ${info.hostName} is already connected`, "address");
     }
-    const host = await this.db.host.create({ data: { name: info.hostName, address, auth: input.auth, token, agentVersion: info.version } });
+    const host = await this.db.host.create({ data: { name: info.hostName, address, auth: input.auth, token, agentVersion: info.version, ...platformOf(info) } });
     this.startLink(host);
     const view = hostView(host);
     this.notify.hostChanged(view);

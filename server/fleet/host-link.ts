@@ -6,6 +6,7 @@
  */
 import type { Db, Prisma } from "../console/db/client.js";
 import { AgentCallError, AgentClient } from "./agent-client.js";
+import { platformOf } from "./agent-schemas.js";
 import type { AgentEvent, AgentVm } from "./agent-schemas.js";
 import { AgentEventStream, describe } from "./event-stream.js";
 import type { AgentAuth } from "./transport.js";
@@ -205,7 +206,7 @@ export class HostLink {
         this.openStream(-1);
       }
       vms = await this.client.vms();
-      await this.db.host.update({ where: { id: this.host.id }, data: { agentVersion: info.version } });
+      await this.db.host.update({ where: { id: this.host.id }, data: { agentVersion: info.version, ...platformOf(info) } });
     } catch (err) {
       await this.setStatus("unreachable", err instanceof AgentCallError ? err.message : describe(err));
       throw err;

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Agent, fetch, type RequestInit, type Response } from "undici";
+import { WebSocket } from "ws";
 
 export interface ConsoleTls {
   cert: string;
@@ -32,4 +33,11 @@ export function agentFetch(url: string, auth: AgentAuth, init: RequestInit = {})
     dispatchers.set(auth.tls, dispatcher);
   }
   return fetch(url, { ...init, headers, dispatcher });
+}
+
+/** A websocket to an agent's management API (`address` is its http(s) URL), with the same credentials. */
+export function agentWebSocket(url: string, auth: AgentAuth): WebSocket {
+  const wsUrl = url.replace(/^http/, "ws");
+  if (auth.kind === "token") return new WebSocket(wsUrl, { headers: { authorization: `Bearer ${auth.token}` } });
+  return new WebSocket(wsUrl, { cert: auth.tls.cert, key: auth.tls.key, ca: auth.tls.ca });
 }

@@ -8,6 +8,9 @@ export interface HostView {
   status: HostStatus;
   statusReason: string | null;
   agentVersion: string | null;
+  /** lab or qemu, and for QEMU kvm or tcg; null until the host was reached. */
+  hypervisor: string | null;
+  accelerator: string | null;
   lastSeenAt: string | null;
 }
 
@@ -22,7 +25,7 @@ export interface EventView {
   message: string;
 }
 
-export function hostView(h: { id: string; name: string; address: string; status: string; statusReason: string | null; agentVersion: string | null; lastSeenAt: Date | null }): HostView {
+export function hostView(h: { id: string; name: string; address: string; status: string; statusReason: string | null; agentVersion: string | null; hypervisor: string | null; accelerator: string | null; lastSeenAt: Date | null }): HostView {
   return {
     id: h.id,
     name: h.name,
@@ -30,6 +33,8 @@ export function hostView(h: { id: string; name: string; address: string; status:
     status: h.status as HostStatus,
     statusReason: h.statusReason,
     agentVersion: h.agentVersion,
+    hypervisor: h.hypervisor,
+    accelerator: h.accelerator,
     lastSeenAt: h.lastSeenAt?.toISOString() ?? null,
   };
 }

@@ -3,7 +3,7 @@ import type { HostView } from "./views.js";
 import type { VmView } from "./vm-model.js";
 import { wallSnapshot } from "./wall-model.js";
 
-const host = (id: string, status: HostView["status"] = "connected"): HostView => ({ id, name: `${id}.lab`, address: `http://${id}`, status, statusReason: null, agentVersion: "0.2", lastSeenAt: null });
+const host = (id: string, status: HostView["status"] = "connected"): HostView => ({ id, name: `${id}.lab`, address: `http://${id}`, status, statusReason: null, agentVersion: "0.2", hypervisor: "lab", accelerator: null, lastSeenAt: null });
 
 function side(hostId: string, vmId: string, name: string, mode: "Primary" | "Replica", health: "Normal" | "Warning" | "Critical", extra: Pick<Partial<VmView>, "replication" | "testOf"> = {}, lastSyncAt = "2026-11-22T08:00:00.000Z"): VmView {
   return {

@@ -1,5 +1,5 @@
 /** The management API (/api/v1): what the console, the CLI and the tests call. */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { z } from "zod";
 import {
@@ -31,6 +31,8 @@ import type { EventLog } from "../state/events.js";
 import { AgentError } from "../errors.js";
 import { parse } from "./http-common.js";
 import { registerRecoveryApi } from "./recovery-api.js";
+import { checkManagementAuth } from "./management-auth.js";
+import { attachVmConsole } from "./vm-console.js";
 
 export interface ManagementContext {
   hostName: string;
@@ -82,17 +84,8 @@ function hypervisorInfo(h: LabHypervisor): { hypervisor: "lab" | "qemu"; acceler
 export function registerManagementApi(app: FastifyInstance, ctx: ManagementContext): void {
   app.addContentTypeParser("application/octet-stream", { parseAs: "buffer", bodyLimit: 64 * MiB }, (_req, body, done) => done(null, body));
 
-  if (ctx.token) {
-    const want = Buffer.from(`Bearer ${ctx.token}`);
-    app.addHook("onRequest", async (req) => {
-      // With TLS configured, a trusted client certificate is enough; otherwise the token.
-      if ((req.raw.socket as { authorized?: boolean }).authorized) return;
-      const got = Buffer.from(req.headers.authorization ?? "");
-      if (got.length !== want.length || !timingSafeEqual(got, want)) {
-        throw new AgentError(401, "UNAUTHENTICATED", "missing or wrong management token: send 'Authorization: Bearer <management.token>'");
-      }
-    });
-  }
+  if (ctx.token) app.addHook("onRequest", async (req) => checkManagementAuth(req.raw, ctx.token));
+  attachVmConsole(app, ctx);
 
   app.get("/api/v1/host", async () => ({
     hostName: ctx.hostName,

@@ -62,8 +62,8 @@ async function newDatabaseUrl(dir: string): Promise<{ url: string; drop(): Promi
   };
 }
 
-export async function startConsoleFixture(opts: { consoleTls?: ConsoleTls; jobs?: JobRunnerOptions } = {}): Promise<ConsoleFixture> {
-  const pair = await startPair();
+export async function startConsoleFixture(opts: { consoleTls?: ConsoleTls; jobs?: JobRunnerOptions; hypervisor?: "lab" | "qemu" } = {}): Promise<ConsoleFixture> {
+  const pair = await startPair({ hypervisor: opts.hypervisor });
   try {
     return await withPair(pair, opts.consoleTls ?? null, opts.jobs ?? {});
   } catch (err) {

@@ -74,6 +74,16 @@ export class QemuHypervisor extends LabHypervisor {
     }
   }
 
+  /** The VNC socket of a VM's running QEMU process (its own, or the one over disks the agent serves). */
+  vncSocket(id: string): string {
+    const vm = this.get(id);
+    const { state, name } = vm.config;
+    if (state !== "Running" && state !== "Paused") {
+      throw conflict(`virtual machine '${name}' is ${state}: its screen exists only while it runs; start it, then connect`);
+    }
+    return vmPaths(this.served.get(id)?.dir ?? vm.dir).vnc;
+  }
+
   /** A lab-format VM on this host (a replica's raw images): as the lab hypervisor loads it. */
   private async startLab(dir: string, config: VmConfig): Promise<void> {
     const vm = await this.load(dir, config);

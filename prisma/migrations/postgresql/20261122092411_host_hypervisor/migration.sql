@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "Host" ADD COLUMN     "accelerator" TEXT,
+ADD COLUMN     "hypervisor" TEXT;

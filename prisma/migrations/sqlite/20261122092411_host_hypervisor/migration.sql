@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "Host" ADD COLUMN "accelerator" TEXT;
+ALTER TABLE "Host" ADD COLUMN "hypervisor" TEXT;
