@@ -20,8 +20,11 @@ export interface ActionSection {
 /** A submenu opens only when one of its items can be used. */
 const hasItems = (a: ActionItem) => !!a.children?.some((c) => !c.disabled && c.run);
 
-/** A flyout beside the item that opened it; the first enabled entry takes the focus. */
-function Flyout({ items, onDone, prefix, onEscape }: { items: ActionItem[]; onDone(): void; prefix: string; onEscape(): void }) {
+/**
+ * A flyout beside the item that opened it (to its right, or where `at` puts it in the window);
+ * the first enabled entry takes the focus.
+ */
+function Flyout({ items, onDone, prefix, onEscape, at }: { items: ActionItem[]; onDone(): void; prefix: string; onEscape(): void; at?: React.CSSProperties }) {
   const ref = useRef<HTMLDivElement>(null);
   useEffect(() => ref.current?.querySelector<HTMLButtonElement>("button:enabled")?.focus(), []);
   return (
@@ -29,9 +32,11 @@ function Flyout({ items, onDone, prefix, onEscape }: { items: ActionItem[]; onDo
       ref={ref}
       role="menu"
       data-testid={`${prefix}-submenu`}
-      className="absolute top-[-3px] left-full z-50 min-w-[210px] border border-[#a0a0a0] bg-[#f2f2f2] py-[2px] shadow-[2px_2px_4px_rgba(0,0,0,0.3)]"
+      style={at}
+      className={cn(at ? "fixed" : "absolute top-[-3px] left-full", "z-50 min-w-[210px] border border-[#a0a0a0] bg-[#f2f2f2] py-[2px] shadow-[2px_2px_4px_rgba(0,0,0,0.3)]")}
       onKeyDown={(e) => {
-        if (e.key === "Escape" || e.key === "ArrowLeft") {
+        // Back toward the item that opened it: left for a flyout on its right, right otherwise.
+        if (e.key === "Escape" || e.key === (at ? "ArrowRight" : "ArrowLeft")) {
           e.stopPropagation();
           onEscape();
         }
@@ -68,7 +73,14 @@ function moveFocus(e: React.KeyboardEvent, root: HTMLElement | null) {
 
 /** The right-hand Actions pane: a section for the server and one for the selected VM. */
 export function ActionsPane({ sections }: { sections: ActionSection[] }) {
-  const [open, setOpen] = useState<string | null>(null);
+  // The pane scrolls and sits at the window's right edge: a submenu opens to its left, placed
+  // in the window (fixed) so that the pane's scrolling box does not clip it.
+  const [menu, setMenu] = useState<{ id: string; at: React.CSSProperties } | null>(null);
+  const open = menu?.id ?? null;
+  const setOpen = (id: string | null, anchor?: HTMLElement) => {
+    const r = anchor?.getBoundingClientRect();
+    setMenu(id && r ? { id, at: { top: r.top - 3, right: window.innerWidth - r.left } } : null);
+  };
   useEffect(() => {
     if (!open) return;
     const close = (e: MouseEvent) => !(e.target as HTMLElement).closest("[data-submenu-root]") && setOpen(null);
@@ -89,21 +101,14 @@ export function ActionsPane({ sections }: { sections: ActionSection[] }) {
                   aria-haspopup="menu"
                   aria-expanded={open === a.testId}
                   disabled={a.disabled || !hasItems(a)}
-                  onClick={() => setOpen(open === a.testId ? null : a.testId)}
-                  onKeyDown={(e) => e.key === "ArrowRight" && setOpen(a.testId)}
+                  onClick={(e) => setOpen(open === a.testId ? null : a.testId, e.currentTarget)}
+                  onKeyDown={(e) => e.key === "ArrowLeft" && setOpen(a.testId, e.currentTarget)}
                   className={cn("flex h-[20px] w-full items-center px-4 text-left enabled:text-link enabled:hover:bg-hover disabled:text-muted", open === a.testId && "bg-hover")}
                 >
                   {a.label}
                   <span className="ml-auto text-[9px]">▶</span>
                 </button>
-                {open === a.testId ? (
-                  // The pane is at the window's right edge: the flyout opens to the left.
-                  <div className="absolute top-0 right-full">
-                    <div className="relative">
-                      <Flyout items={a.children} prefix="action" onDone={() => setOpen(null)} onEscape={() => setOpen(null)} />
-                    </div>
-                  </div>
-                ) : null}
+                {menu && open === a.testId ? <Flyout items={a.children} prefix="action" at={menu.at} onDone={() => setOpen(null)} onEscape={() => setOpen(null)} /> : null}
               </div>
             ) : (
               <button
