@@ -19,7 +19,12 @@ function consoleUrl(agent: AgentProcess, vmId: string): string {
 function open(url: string, token: string | null = MGMT_TOKEN): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-    ws.once("open", () => resolve(ws));
+    // Paused at once: the VNC banner may come in the same packet as the upgrade's answer and
+    // would be emitted before the caller's listener exists (reader() resumes).
+    ws.once("open", () => {
+      ws.pause();
+      resolve(ws);
+    });
     ws.once("unexpected-response", (_req, res) => {
       let body = "";
       res.on("data", (c: Buffer) => (body += c.toString()));
@@ -46,6 +51,7 @@ function reader(ws: WebSocket): (n: number) => Promise<Buffer> {
     buf = Buffer.concat([buf, d]);
     pump();
   });
+  ws.resume();
   return (n) => new Promise((resolve) => ((want = { n, resolve }), pump()));
 }
 
