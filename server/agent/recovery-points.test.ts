@@ -29,8 +29,10 @@ describe("recovery points (undo logs on the replica)", () => {
   /** Scattered writes, many landing on blocks that earlier cycles already changed. */
   async function churn(count = 12): Promise<void> {
     for (let i = 0; i < count; i++) {
-      const offset = randomInt(DISK / (32 * 1024)) * 32 * 1024;
-      await pair.primary.ok("PUT", `/api/v1/vms/${vmId}/disks/0/data?offset=${offset}`, randomBytes(randomInt(1, 5) * 16 * 1024));
+      const length = randomInt(1, 5) * 16 * 1024;
+      // Anywhere on the disk, the last 64 KiB included, but never past its end.
+      const offset = randomInt((DISK - length) / (16 * 1024) + 1) * 16 * 1024;
+      await pair.primary.ok("PUT", `/api/v1/vms/${vmId}/disks/0/data?offset=${offset}`, randomBytes(length));
     }
     // The same hot region every time: its before-images must be the first per interval.
     await pair.primary.ok("PUT", `/api/v1/vms/${vmId}/disks/0/data?offset=${8 * MiB}`, randomBytes(256 * 1024));
