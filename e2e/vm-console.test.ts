@@ -5,7 +5,7 @@
  */
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MGMT_TOKEN, startPair, type Pair } from "../server/agent/testing/harness.js";
+import { MGMT_TOKEN, startPair, waitFor, type Pair } from "../server/agent/testing/harness.js";
 import { launchChromium, shot, signIn, startConsoleProcess, trpcMutation, type ConsoleProcess } from "./support.js";
 
 const MiB = 1024 ** 2;
@@ -24,6 +24,11 @@ beforeAll(async () => {
   const added = await trpcMutation(page, "hosts.add", { auth: "token", address: pair.primary.url, token: MGMT_TOKEN });
   expect(added.status).toBe(200);
   hostId = (added.body as { result: { data: { json: { id: string } } } }).result.data.json.id;
+  // As a user would: the server is connected (its first full read done) before its VM is made.
+  await waitFor("hv01 connected in the console", async () => {
+    const hosts = await page.evaluate(async () => ((await (await fetch("/api/trpc/hosts.list")).json()) as { result: { data: { json: { name: string; status: string }[] } } }).result.data.json);
+    return hosts.some((h) => h.name === "hv01.lab.test" && h.status === "connected");
+  }, 60_000, 200);
   vmId = (await pair.primary.ok<{ id: string }>("POST", "/api/v1/vms", { name: "web-01", memoryMiB: 128, disks: [{ sizeBytes: 16 * MiB }] })).id;
 }, 300_000);
 
