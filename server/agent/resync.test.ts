@@ -10,7 +10,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { diskHash, startPair, waitFor, type Pair } from "./testing/harness.js";
-import { replicationHelpers, type EventRow as Ev, type RelView as Rel } from "./testing/replication-helpers.js";
+import { replicationHelpers, type RelView as Rel } from "./testing/replication-helpers.js";
 
 const MiB = 1024 * 1024;
 const HOUR = 3600_000;

@@ -1,6 +1,7 @@
 /**
- * The Replica server's side of every relationship: creates replica VMs, receives cycles,
- * and applies them so that the replica disks always equal one completed freeze point.
+ * The Replica server's side of every relationship: creates replica VMs, receives cycles
+ * (one at a time per relationship; replica-cycle.ts does each) and applies them so that the
+ * replica disks always equal one completed freeze point; recovery points, pause, removal.
  *
  * A delta cycle is first received in full into a redo file, verified, made durable and
  * recorded as staged; only then is it applied. A crash while applying leaves the staged
@@ -8,8 +9,7 @@
  * the same places twice is harmless, so apply is idempotent and a disk is never left torn.
  * The initial copy has no earlier point to protect and is written straight to the disks.
  */
-import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, rm, truncate } from "node:fs/promises";
+import { open, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { BlockHashesBody, CreateReplicaBody, ReplicaServerSettings } from "../../shared/agent-api.js";
@@ -19,18 +19,15 @@ import { emptyStats, type RelationshipRepo, type ReplicaRecord } from "../state/
 import { authorizePrimary } from "../transport/authorization.js";
 import { AgentError, badRequest, conflict, notFound } from "../errors.js";
 import { readFully } from "../util/files.js";
-import { hourSlot, nowIso } from "../util/clock.js";
+import { nowIso } from "../util/clock.js";
 import { blockHashesMac, hashRanges } from "./block-hashes.js";
 import { SerialQueue } from "../util/serial-queue.js";
-import { failpoint } from "../util/failpoints.js";
 import type { CodecPool } from "./codec-pool.js";
-import { encodeFrame, FLAG_ZSTD, FrameError, readFrames } from "./frames.js";
-import { receiveCycle, type ReceivedFrame } from "./receiver.js";
-import { DiskWriter } from "./apply.js";
-import { RedoWriter } from "./redo-log.js";
-import { ackMac, type StreamAuth } from "./stream-auth.js";
-import type { CycleMarks } from "./frames.js";
-import { RecoveryHistory, type PointView, type Range } from "./recovery/recovery-history.js";
+import type { StreamAuth } from "./stream-auth.js";
+import { CycleIntake, type CycleAck } from "./replica-cycle.js";
+
+export type { CycleAck };
+import { RecoveryHistory, type PointView } from "./recovery/recovery-history.js";
 import { copyImage, readManifest } from "./recovery/import.js";
 
 export interface RecoveryPointInfo {
@@ -50,16 +47,6 @@ export interface Peer {
   auth?: StreamAuth;
 }
 
-export interface CycleAck {
-  relationshipId: string;
-  seq: number;
-  appliedAt: string;
-  dataBytes: number;
-  wireBytes: number;
-  /** HTTP mode: proves this acknowledgement comes from the replica, for this very stream. */
-  ackMac?: string;
-}
-
 interface Deps {
   repo: RelationshipRepo;
   events: EventLog;
@@ -73,7 +60,18 @@ export class ReplicaStore {
   private readonly locks = new Map<string, SerialQueue>();
   private readonly histories = new Map<string, Promise<RecoveryHistory>>();
 
-  constructor(private readonly deps: Deps) {}
+  private readonly cycles: CycleIntake;
+
+  constructor(private readonly deps: Deps) {
+    this.cycles = new CycleIntake({
+      repo: deps.repo,
+      events: deps.events,
+      pool: deps.pool,
+      record: (id) => this.record(id),
+      history: (rec) => this.history(rec),
+      diskPaths: (rec) => this.diskPaths(rec),
+    });
+  }
 
   private lock(id: string): SerialQueue {
     let q = this.locks.get(id);
@@ -128,7 +126,7 @@ export class ReplicaStore {
         if (join(stagingDir, name) !== keep) await rm(join(stagingDir, name), { force: true });
       }
       // An initial copy cut short leaves its disks shorter than they are: empty them whole.
-      if (rec.state === "Initial replication in progress") await this.emptyDisks(rec);
+      if (rec.state === "Initial replication in progress") await this.cycles.emptyDisks(rec);
       // Undo logs are checked (and torn tails repaired) before anything else touches them.
       await this.history(rec).catch((err: Error) => this.deps.log.error({ err, relationshipId: rec.id }, "recovery history could not be loaded"));
       if (rec.staged) {
@@ -140,7 +138,7 @@ export class ReplicaStore {
           message: `Cycle ${rec.staged.seq} of '${rec.vmName}' was interrupted while being applied; applying it again.`,
         });
         try {
-          await this.applyStaged(rec);
+          await this.cycles.applyStaged(rec);
         } catch (err) {
           // The disk may be half-written: it stays out of service, the redo file stays for
           // the next attempt, and the rest of the agent carries on.
@@ -253,7 +251,7 @@ export class ReplicaStore {
     const manifest = await readManifest(folder, rec);
     return this.lock(rec.id).run(async () => {
       const paths = this.diskPaths(rec);
-      await this.emptyDisks(rec);
+      await this.cycles.emptyDisks(rec);
       const total = manifest.disks.reduce((n, d) => n + d.sizeBytes, 0);
       let done = 0;
       try {
@@ -265,7 +263,7 @@ export class ReplicaStore {
           if (sha !== d.sha256) throw new AgentError(422, "IMPORT_MISMATCH", `disk ${d.index} in ${folder} does not match its manifest (SHA-256 ${sha}, expected ${d.sha256}): the media is damaged or was changed; nothing was imported`);
         }
       } catch (err) {
-        await this.emptyDisks(rec);
+        await this.cycles.emptyDisks(rec);
         throw err;
       }
       const now = { ...this.record(rec.id), lastAppliedSeq: manifest.point.seq, lastSyncAt: manifest.createdAt, state: "Replicating" as const, awaitingImport: false };
@@ -305,216 +303,7 @@ export class ReplicaStore {
 
   receive(id: string, seq: number, base: number, source: AsyncIterable<Buffer>, peer: Peer, resync = false): Promise<CycleAck> {
     this.authorizedRecord(id, peer);
-    return this.lock(id).run(() => this.receiveLocked(id, seq, base, source, peer, resync));
-  }
-
-  private async receiveLocked(id: string, seq: number, base: number, source: AsyncIterable<Buffer>, peer: Peer, resync: boolean): Promise<CycleAck> {
-    let rec = this.record(id);
-    if (rec.state === "Suspended") throw conflict(`replication of '${rec.vmName}' is paused on the Replica server; resume it there first`);
-    if (rec.state === "Failed over (waiting for completion)" || rec.state === "Failover complete") {
-      throw new AgentError(409, "FAILED_OVER", `'${rec.vmName}' was failed over on the Replica server (${rec.state}); it accepts no more cycles from this primary, whose virtual machine must not run as a second primary`);
-    }
-    if (rec.staged) throw conflict(`cycle ${rec.staged.seq} of '${rec.vmName}' is still waiting to be applied on the Replica server: ${rec.reason ?? "see its events"}`);
-    // A resynchronization repairs whatever the replica holds, so it may skip numbers.
-    if (base !== rec.lastAppliedSeq || (resync ? seq <= base : seq !== base + 1)) {
-      const err = conflict(
-        `cycle ${seq} (based on ${base}) does not follow this replica, which holds cycle ${rec.lastAppliedSeq}; the primary must resend from there`,
-        { lastAppliedSeq: rec.lastAppliedSeq },
-      );
-      this.deps.events.emit({ severity: "warning", kind: "replica.out-of-sequence", vmId: rec.vmId, relationshipId: id, message: err.message });
-      throw err;
-    }
-    const started = Date.now();
-    const startedIso = nowIso();
-    const expect = { relationshipId: id, seq, base, disks: new Map(rec.disks.map((d) => [d.index, d.sizeBytes])), auth: peer.auth };
-    const initial = base === -1 && !resync;
-    try {
-      let result;
-      if (initial) {
-        rec = { ...rec, state: "Initial replication in progress" };
-        this.deps.repo.save(rec);
-        // Empty images: skipped zero runs then read back as zeros, whatever an earlier
-        // interrupted attempt left behind; a rejected copy leaves nothing of itself. They
-        // start at length 0 and the copy appends (filling holes of a sparse file costs the
-        // kernel about three times as much); the writer sets their sizes before the sync.
-        await this.emptyDisks(rec, false);
-        const writer = await DiskWriter.open(this.diskPaths(rec), this.deps.pool, true, this.diskSizes(rec));
-        try {
-          let n = 0;
-          result = await receiveCycle(source, expect, async (f) => {
-            if (++n === 3) failpoint("replica.initial-mid");
-            await writer.write(f);
-          });
-        } catch (err) {
-          await writer.abort();
-          await this.emptyDisks(rec);
-          throw err;
-        }
-        await writer.finish();
-        await this.commitCycle(this.record(id), seq, result.marks, true);
-      } else {
-        const stagingDir = join(rec.storageDir, ".staging");
-        await mkdir(stagingDir, { recursive: true });
-        const file = join(stagingDir, `cycle-${seq}.redo`);
-        const redo = await RedoWriter.create(file);
-        let frames: ReceivedFrame[] | undefined;
-        const ranges: Range[] = [];
-        try {
-          result = await receiveCycle(source, expect, async (f) => {
-            if (redo.bytes > 0) failpoint("replica.receive-mid");
-            ranges.push({ disk: f.header.disk, offset: f.header.offset, length: f.header.length });
-            // Staged decompressed: data that cannot be decoded is rejected now, before
-            // anything is staged, and applying is nothing but writes.
-            if (!(f.header.flags & FLAG_ZSTD)) return redo.add(f);
-            const payload = await this.deps.pool.decode(f.payload, f.header.length).catch((err: Error) => {
-              throw new FrameError(`frame ${f.header.index} does not decompress: ${err.message}`);
-            });
-            const header = { ...f.header, flags: f.header.flags & ~FLAG_ZSTD, payloadLength: payload.length };
-            return redo.add({ header, headerBuf: encodeFrame(header, payload), payload });
-          });
-          if (Boolean(result.marks.resync) !== resync) throw new FrameError("the stream's resynchronization mark does not match the request: misdirected or altered data");
-          frames = await redo.finish();
-        } catch (err) {
-          await redo.discard();
-          throw err;
-        }
-        rec = { ...rec, staged: { seq, file, marks: result.marks } };
-        this.saveDuringCycle(rec);
-        failpoint("replica.after-staged");
-        await this.applyStaged(rec, frames, ranges);
-      }
-      const appliedAt = nowIso();
-      const latency = Date.now() - started;
-      rec = this.record(id);
-      rec = {
-        ...rec,
-        lastAppliedSeq: seq,
-        lastSyncAt: appliedAt,
-        state: result.marks.resync && !result.marks.resync.final ? "Resynchronizing" : "Replicating",
-        reason: null,
-        stats: {
-          ...rec.stats,
-          successfulCycles: rec.stats.successfulCycles + 1,
-          changedBytes: rec.stats.changedBytes + result.dataBytes,
-          wireBytes: rec.stats.wireBytes + result.wireBytes,
-          maxCycleBytes: Math.max(rec.stats.maxCycleBytes, result.wireBytes),
-          totalLatencyMs: rec.stats.totalLatencyMs + latency,
-        },
-      };
-      rec = this.saveDuringCycle(rec);
-      this.deps.repo.recordCycle({ relationshipId: id, seq, status: "applied", startedAt: startedIso, changedBytes: result.dataBytes, wireBytes: result.wireBytes });
-      this.deps.events.emit({
-        severity: "info",
-        kind: initial ? "replica.initial-complete" : "replica.cycle-applied",
-        vmId: rec.vmId,
-        relationshipId: id,
-        message: initial
-          ? `Initial replication of '${rec.vmName}' completed (${result.dataBytes} bytes of data).`
-          : `Cycle ${seq} of '${rec.vmName}' applied (${result.dataBytes} bytes changed, ${result.wireBytes} on the wire).`,
-        data: { seq, dataBytes: result.dataBytes, wireBytes: result.wireBytes, latencyMs: latency },
-      });
-      const ack: CycleAck = { relationshipId: id, seq, appliedAt, dataBytes: result.dataBytes, wireBytes: result.wireBytes };
-      if (peer.auth && result.mac) ack.ackMac = ackMac(peer.auth.token, { relationshipId: id, seq, base, nonce: peer.auth.nonce }, result.mac);
-      return ack;
-    } catch (err) {
-      const now = this.record(id);
-      const message = (err as Error).message;
-      this.deps.repo.save({ ...now, state: initial ? "Waiting for initial replication" : now.state, stats: { ...now.stats, failedCycles: now.stats.failedCycles + 1, lastError: message } });
-      this.deps.repo.recordCycle({ relationshipId: id, seq, status: "rejected", startedAt: startedIso, changedBytes: 0, wireBytes: 0, error: message });
-      this.deps.events.emit({
-        severity: "error",
-        kind: err instanceof FrameError ? "replica.cycle-rejected" : "replica.cycle-failed",
-        vmId: now.vmId,
-        relationshipId: id,
-        message: `Cycle ${seq} of '${now.vmName}' from '${peer.name}' was rejected and not applied: ${message}`,
-        data: { seq },
-      });
-      if (err instanceof FrameError) throw new AgentError(422, "CYCLE_REJECTED", message);
-      throw err;
-    }
-  }
-
-  private async emptyDisks(rec: ReplicaRecord, sized = true): Promise<void> {
-    const sizes = this.diskSizes(rec);
-    for (const [i, p] of this.diskPaths(rec)) {
-      await truncate(p, 0);
-      if (sized) await truncate(p, sizes.get(i)!);
-    }
-  }
-
-  private diskSizes(rec: ReplicaRecord): Map<number, number> {
-    return new Map(rec.disks.map((d) => [d.index, d.sizeBytes]));
-  }
-
-  /**
-   * Applies a staged cycle (again, after a crash) and clears the staged mark: from the frames
-   * still in memory when given, else from the redo file.
-   */
-  private async applyStaged(rec: ReplicaRecord, frames?: ReceivedFrame[], ranges?: Range[]): Promise<void> {
-    const staged = rec.staged!;
-    const history = await this.history(rec);
-    // A resynchronization deletes the points instead (they no longer describe a history).
-    const forPoints = !staged.marks?.resync;
-    if (history.recording(forPoints)) {
-      // Before-images first, durably: only then may the new data overwrite them.
-      ranges ??= await rangesOf(staged.file);
-      await history.beforeApply(ranges, forPoints);
-    }
-    const writer = await DiskWriter.open(this.diskPaths(rec), this.deps.pool, false);
-    try {
-      let n = 0;
-      for await (const f of frames ?? readFrames(createReadStream(staged.file, { highWaterMark: 1024 * 1024 }))) {
-        if (++n === 2) failpoint("replica.apply-mid");
-        await writer.write(f);
-      }
-    } catch (err) {
-      await writer.abort();
-      throw err;
-    }
-    await writer.finish();
-    failpoint("replica.after-apply");
-    const latest = this.record(rec.id);
-    await this.commitCycle({ ...latest, staged: null, lastAppliedSeq: Math.max(latest.lastAppliedSeq, staged.seq) }, staged.seq, staged.marks, false);
-    await rm(staged.file, { force: true });
-  }
-
-  /**
-   * Saves an applied cycle together with what it does to the recovery history: the undo
-   * logs' durable sizes, a new point when the primary marked one, the oldest points pruned
-   * to the configured count. One save, so that a crash leaves either all of it or none.
-   */
-  private async commitCycle(rec: ReplicaRecord, seq: number, marks: CycleMarks | undefined, initial: boolean): Promise<void> {
-    const history = await this.history(rec);
-    const keep = marks?.recoveryHistory ?? rec.recoveryHistory;
-    // An initial copy or a resynchronization rewrote the disks: no earlier point describes them any more.
-    const reset = initial || Boolean(marks?.resync);
-    let points = reset ? [] : history.durablePoints();
-    if (marks?.resync && rec.points.length > 0) {
-      this.deps.events.emit({ severity: "warning", kind: "replica.points-deleted", vmId: rec.vmId, relationshipId: rec.id, message: `${rec.points.length} recovery point(s) of '${rec.vmName}' older than the resynchronization were deleted: they no longer describe a consistent history.`, data: { count: rec.points.length } });
-    }
-    // One point per hour: a cycle retried after its acknowledgement was lost (the primary did
-    // not learn that its point was made) does not make a second one.
-    const newest = points.at(-1);
-    const makes = marks?.point && keep > 0 && !(newest && hourSlot(Date.parse(newest.at)) === hourSlot(Date.parse(marks.point.at)));
-    if (makes && marks?.point) points.push(history.newPoint(seq, marks.point.at, marks.point.kind));
-    const pruned = points.length > keep ? points.slice(0, points.length - keep) : [];
-    points = points.slice(pruned.length);
-    this.saveDuringCycle({
-      ...rec,
-      points,
-      preparedSeq: marks?.prepared ? seq : null,
-      returnPath: marks?.returnPath ?? rec.returnPath ?? null,
-      recoveryHistory: keep,
-      frequencySeconds: marks?.frequencySeconds ?? rec.frequencySeconds,
-    });
-    await history.sync(points);
-    if (makes) {
-      const p = points.at(-1)!;
-      this.deps.events.emit({ severity: "info", kind: "replica.point-created", vmId: rec.vmId, relationshipId: rec.id, message: `Recovery point of '${rec.vmName}' as of ${p.at} was created (${p.kind}, cycle ${seq}).`, data: { pointId: p.id, seq, at: p.at, kind: p.kind } });
-    }
-    for (const p of pruned) {
-      this.deps.events.emit({ severity: "info", kind: "replica.point-pruned", vmId: rec.vmId, relationshipId: rec.id, message: `Recovery point of '${rec.vmName}' as of ${p.at} was deleted: ${keep} additional point${keep === 1 ? " is" : "s are"} kept.`, data: { pointId: p.id } });
-    }
+    return this.lock(id).run(() => this.cycles.receive(id, seq, base, source, peer, resync));
   }
 
   /** Resynchronization: hashes of the replica's blocks in the asked ranges, between cycles. */
@@ -596,17 +385,6 @@ export class ReplicaStore {
     });
   }
 
-  /**
-   * Saves a record a cycle wrote from what it read earlier. A pause on the Replica server does
-   * not wait for the cycle under way (it refuses the next one), so it may have come meanwhile:
-   * it stays.
-   */
-  private saveDuringCycle(rec: ReplicaRecord): ReplicaRecord {
-    const saved = this.record(rec.id).state === "Suspended" ? { ...rec, state: "Suspended" as const } : rec;
-    this.deps.repo.save(saved);
-    return saved;
-  }
-
   /** Pause or resume on the Replica server (a paused replica refuses cycles). */
   setState(id: string, state: "Suspended" | "Replicating" | "Waiting for initial replication"): ReplicaRecord {
     const before = this.record(id);
@@ -656,13 +434,6 @@ export class ReplicaStore {
     }
     return rec;
   }
-}
-
-/** The disk ranges a staged cycle writes, read back from its redo file. */
-async function rangesOf(file: string): Promise<Range[]> {
-  const ranges: Range[] = [];
-  for await (const f of readFrames(createReadStream(file, { highWaterMark: 1024 * 1024 }))) ranges.push({ disk: f.header.disk, offset: f.header.offset, length: f.header.length });
-  return ranges;
 }
 
 /** The replica side of a new relationship, before its initial replication. */
