@@ -5,8 +5,8 @@
  */
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startPair, type Pair } from "../server/agent/testing/harness.js";
-import { connectServer, launchChromium, shot, signIn, startConsoleProcess, trpcMutation, type ConsoleProcess } from "./support.js";
+import { type Pair } from "../server/agent/testing/harness.js";
+import { connectServer, shot, signIn, trpcMutation, type ConsoleProcess, startConsoleLab, stopConsoleLab } from "./support.js";
 
 let pair: Pair;
 let consoleProc: ConsoleProcess;
@@ -14,15 +14,11 @@ let browser: Browser;
 let admin: Page;
 
 beforeAll(async () => {
-  pair = await startPair();
-  consoleProc = await startConsoleProcess(pair.dir);
-  browser = await launchChromium();
+  ({ pair, consoleProc, browser } = await startConsoleLab());
 }, 300_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await consoleProc?.stop();
-  await pair?.cleanup();
+  await stopConsoleLab({ pair, consoleProc, browser });
 });
 
 describe("the console in a browser", () => {

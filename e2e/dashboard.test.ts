@@ -10,8 +10,8 @@ import type { AddressInfo } from "node:net";
 import { readFile } from "node:fs/promises";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MGMT_TOKEN, startPair, waitFor, type Pair } from "../server/agent/testing/harness.js";
-import { launchChromium, shot, signIn, startConsoleProcess, trpcMutation, type ConsoleProcess } from "./support.js";
+import { waitFor, type Pair } from "../server/agent/testing/harness.js";
+import { addHosts, shot, signIn, startConsoleProcess, trpcMutation, type ConsoleProcess, startConsoleLab, stopConsoleLab } from "./support.js";
 
 let pair: Pair;
 let consoleProc: ConsoleProcess;
@@ -26,9 +26,7 @@ const hooked: unknown[] = [];
 const json = <T>(r: { body: unknown }) => (r.body as { result: { data: { json: T } } }).result.data.json;
 
 beforeAll(async () => {
-  pair = await startPair();
-  consoleProc = await startConsoleProcess(pair.dir);
-  browser = await launchChromium();
+  ({ pair, consoleProc, browser } = await startConsoleLab());
   hook = createServer((req, res) => {
     let body = "";
     req.on("data", (d) => (body += d));
@@ -36,8 +34,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((ok) => hook.listen(0, "127.0.0.1", ok));
   admin = await signIn(browser, consoleProc.url, consoleProc.admin.name, consoleProc.admin.password);
-  const hv01 = json<{ id: string }>(await trpcMutation(admin, "hosts.add", { auth: "token", address: pair.primary.url, token: MGMT_TOKEN })).id;
-  await trpcMutation(admin, "hosts.add", { auth: "token", address: pair.replica.url, token: MGMT_TOKEN });
+  const [hv01] = await addHosts(admin, [pair.primary, pair.replica]);
   vmId = json<{ vmId: string }>(await trpcMutation(admin, "vms.create", { hostId: hv01, name: "sql-01", cpus: 2, memoryMiB: 1024, disks: [{ sizeGiB: 1 }], workload: { pattern: "random-4k", rateMiBps: 1 } })).vmId;
   await trpcMutation(admin, "vms.power", { hostId: hv01, vmId, action: "start" });
   await pair.primary.ok("POST", `/api/v1/vms/${vmId}/replication`, { replicaServer: "hv02.lab.test", replicaPort: pair.replica.ports.https, authMode: "https", frequencySeconds: 5 });
@@ -46,9 +43,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   hook?.close();
-  await browser?.close();
-  await consoleProc?.stop();
-  await pair?.cleanup();
+  await stopConsoleLab({ pair, consoleProc, browser });
 });
 
 async function openFileMenu(page: Page, item: string): Promise<void> {

@@ -13,8 +13,8 @@
 import { randomBytes, randomInt } from "node:crypto";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { diskHash, startPair, waitFor, type AgentProcess, type Pair } from "../server/agent/testing/harness.js";
-import { connectServer, launchChromium, shot, signIn, startConsoleProcess, type ConsoleProcess } from "./support.js";
+import { diskHash, waitFor, type AgentProcess, type Pair } from "../server/agent/testing/harness.js";
+import { connectServer, shot, signIn, startConsoleProcess, type ConsoleProcess, startConsoleLab, stopConsoleLab } from "./support.js";
 
 const DISK = 64 * 1024 * 1024;
 const HV01 = "hv01.lab.test";
@@ -27,15 +27,11 @@ let page: Page;
 let vmId: string;
 
 beforeAll(async () => {
-  pair = await startPair();
-  consoleProc = await startConsoleProcess(pair.dir);
-  browser = await launchChromium();
+  ({ pair, consoleProc, browser } = await startConsoleLab());
 }, 300_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await consoleProc?.stop();
-  await pair?.cleanup();
+  await stopConsoleLab({ pair, consoleProc, browser });
 });
 
 const hash = (a: AgentProcess) => diskHash(a, vmId);

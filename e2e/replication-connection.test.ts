@@ -7,8 +7,8 @@
  */
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { diskHash, MGMT_TOKEN, startPair, type Pair } from "../server/agent/testing/harness.js";
-import { launchChromium, shot, signIn, startConsoleProcess, trpcMutation, type ConsoleProcess } from "./support.js";
+import { diskHash, type Pair } from "../server/agent/testing/harness.js";
+import { addHosts, shot, signIn, type ConsoleProcess, startConsoleLab, stopConsoleLab } from "./support.js";
 
 const MiB = 1024 ** 2;
 const HOUR = 3600_000;
@@ -18,17 +18,13 @@ let browser: Browser;
 let page: Page;
 
 beforeAll(async () => {
-  pair = await startPair();
-  consoleProc = await startConsoleProcess(pair.dir);
-  browser = await launchChromium();
+  ({ pair, consoleProc, browser } = await startConsoleLab());
   page = await signIn(browser, consoleProc.url, consoleProc.admin.name, consoleProc.admin.password);
-  for (const agent of [pair.primary, pair.replica]) expect((await trpcMutation(page, "hosts.add", { auth: "token", address: agent.url, token: MGMT_TOKEN })).status).toBe(200);
+  await addHosts(page, [pair.primary, pair.replica]);
 }, 300_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await consoleProc?.stop();
-  await pair?.cleanup();
+  await stopConsoleLab({ pair, consoleProc, browser });
 });
 
 const heading = () => page.locator("[data-testid=replication-wizard] h2").textContent();

@@ -8,8 +8,8 @@ import { utimes } from "node:fs/promises";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { diskHash, MGMT_TOKEN, startPair, waitFor, type Pair } from "../server/agent/testing/harness.js";
-import { launchChromium, shot, signIn, startConsoleProcess, trpcMutation, type ConsoleProcess } from "./support.js";
+import { diskHash, waitFor, type Pair } from "../server/agent/testing/harness.js";
+import { addHosts, shot, signIn, type ConsoleProcess, startConsoleLab, stopConsoleLab } from "./support.js";
 
 const MiB = 1024 ** 2;
 let pair: Pair;
@@ -18,21 +18,14 @@ let browser: Browser;
 let page: Page;
 
 beforeAll(async () => {
-  pair = await startPair();
-  consoleProc = await startConsoleProcess(pair.dir);
-  browser = await launchChromium();
+  ({ pair, consoleProc, browser } = await startConsoleLab());
   page = await signIn(browser, consoleProc.url, consoleProc.admin.name, consoleProc.admin.password);
-  for (const agent of [pair.primary, pair.replica]) {
-    const r = await trpcMutation(page, "hosts.add", { auth: "token", address: agent.url, token: MGMT_TOKEN });
-    expect(r.status).toBe(200);
-  }
+  await addHosts(page, [pair.primary, pair.replica]);
   await page.click('[data-testid="host-hv01.lab.test"]');
 }, 300_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await consoleProc?.stop();
-  await pair?.cleanup();
+  await stopConsoleLab({ pair, consoleProc, browser });
 });
 
 async function newVm(name: string, workload = { pattern: "idle", rateMiBps: 1 }): Promise<string> {

@@ -7,7 +7,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { ROOT } from "../server/agent/agent-process.js";
-import { freePort, MGMT_TOKEN } from "../server/agent/testing/harness.js";
+import { freePort, MGMT_TOKEN, startPair, type Pair } from "../server/agent/testing/harness.js";
 
 const TSX = join(ROOT, "node_modules/tsx/dist/esm/index.mjs");
 export const SHOTS = join(ROOT, "test-results", "e2e");
@@ -107,4 +107,41 @@ export async function connectServer(page: Page, url: string, name: string): Prom
   await page.fill("[data-testid=connect-token]", MGMT_TOKEN);
   await page.click("[data-testid=connect-ok]");
   await page.waitForSelector(`[data-testid="host-${name}"][data-status=connected]`, { timeout: 10_000 });
+}
+
+export interface ConsoleLab {
+  pair: Pair;
+  consoleProc: ConsoleProcess;
+  browser: Browser;
+}
+
+/** What every browser test starts from: two agents, the console as its own process, Chromium. */
+export async function startConsoleLab(pairOptions?: Parameters<typeof startPair>[0]): Promise<ConsoleLab> {
+  const lab: Partial<ConsoleLab> = { pair: await startPair(pairOptions) };
+  try {
+    lab.consoleProc = await startConsoleProcess(lab.pair!.dir);
+    lab.browser = await launchChromium();
+    return lab as ConsoleLab;
+  } catch (err) {
+    await stopConsoleLab(lab);
+    throw err;
+  }
+}
+
+/** Stops what startConsoleLab started, browser first, agents last (a part may be missing). */
+export async function stopConsoleLab(lab: Partial<ConsoleLab>): Promise<void> {
+  await lab.browser?.close();
+  await lab.consoleProc?.stop();
+  await lab.pair?.cleanup();
+}
+
+/** Enrolls agents in the console through its API, by address and management token. */
+export async function addHosts(page: Page, agents: { url: string }[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const agent of agents) {
+    const r = await trpcMutation(page, "hosts.add", { auth: "token", address: agent.url, token: MGMT_TOKEN });
+    if (r.status !== 200) throw new Error(`hosts.add ${agent.url} answered ${r.status}: ${JSON.stringify(r.body)}`);
+    ids.push((r.body as { result: { data: { json: { id: string } } } }).result.data.json.id);
+  }
+  return ids;
 }

@@ -5,8 +5,8 @@
  */
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MGMT_TOKEN, startPair, waitFor, type Pair } from "../server/agent/testing/harness.js";
-import { launchChromium, shot, signIn, startConsoleProcess, trpcMutation, type ConsoleProcess } from "./support.js";
+import { waitFor, type Pair } from "../server/agent/testing/harness.js";
+import { addHosts, shot, signIn, trpcMutation, type ConsoleProcess, startConsoleLab, stopConsoleLab } from "./support.js";
 
 const MiB = 1024 ** 2;
 let pair: Pair;
@@ -17,13 +17,9 @@ let hostId: string;
 let vmId: string;
 
 beforeAll(async () => {
-  pair = await startPair({ hypervisor: "qemu" });
-  consoleProc = await startConsoleProcess(pair.dir);
-  browser = await launchChromium();
+  ({ pair, consoleProc, browser } = await startConsoleLab({ hypervisor: "qemu" }));
   page = await signIn(browser, consoleProc.url, consoleProc.admin.name, consoleProc.admin.password);
-  const added = await trpcMutation(page, "hosts.add", { auth: "token", address: pair.primary.url, token: MGMT_TOKEN });
-  expect(added.status).toBe(200);
-  hostId = (added.body as { result: { data: { json: { id: string } } } }).result.data.json.id;
+  [hostId] = (await addHosts(page, [pair.primary])) as [string];
   // As a user would: the server is connected (its first full read done) before its VM is made.
   await waitFor("hv01 connected in the console", async () => {
     const hosts = await page.evaluate(async () => ((await (await fetch("/api/trpc/hosts.list")).json()) as { result: { data: { json: { name: string; status: string }[] } } }).result.data.json);
@@ -33,9 +29,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await consoleProc?.stop();
-  await pair?.cleanup();
+  await stopConsoleLab({ pair, consoleProc, browser });
 });
 
 const power = (action: string) => pair.primary.ok("POST", `/api/v1/vms/${vmId}/power`, { action });
