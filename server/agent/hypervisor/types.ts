@@ -60,7 +60,11 @@ export interface FrozenDisk {
   blockSize: number;
   changedBytes: number;
   runs(maxBlocks: number): Iterable<[number, number]>;
-  read(fromBlock: number, toBlock: number): Promise<Buffer>;
+  /**
+   * Reads blocks [fromBlock, toBlock) as of the freeze; may read them into `into` (large
+   * enough) and return it, or return a buffer of its own.
+   */
+  read(fromBlock: number, toBlock: number, into?: Buffer): Promise<Buffer>;
 }
 
 export interface FrozenCycle {

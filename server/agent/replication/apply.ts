@@ -1,18 +1,44 @@
-/** Writing verified frames into replica disks, a few writes in flight at once. */
+/**
+ * Writing verified frames into replica disks, a few writes in flight at once.
+ *
+ * Whole aligned blocks from pooled buffers go through a second, O_DIRECT handle: they skip the
+ * page cache, whose fresh pages cost the kernel more than the disk itself on a virtual machine
+ * (measured here: 2 GiB written in 1.7–2.7 s direct, 12–22 s through the cache), and leave the
+ * cache to what the host actually reads. Anything else (an unaligned tail, a filesystem without
+ * direct I/O) is written through the cache as before; Linux keeps the two coherent.
+ */
+import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
-import type { CodecPool } from "./codec-pool.js";
-import { FLAG_ZSTD, FrameType } from "./frames.js";
-import type { ReceivedFrame } from "./receiver.js";
+import { ALIGN, isAligned } from "../util/buffer-pool.js";
 import { writeFully } from "../util/files.js";
+import type { CodecPool } from "./codec-pool.js";
+import { FLAG_ZSTD, FrameError, FrameType } from "./frames.js";
+import type { ReceivedFrame } from "./receiver.js";
 
 const ZEROS = Buffer.alloc(1024 * 1024);
+
+interface Target {
+  fh: FileHandle;
+  /** The same file opened for direct I/O, if the filesystem allows it. */
+  direct?: FileHandle;
+  /** Cleared when the filesystem refuses a direct write after all. */
+  useDirect: boolean;
+}
+
+async function openDirect(path: string): Promise<FileHandle | undefined> {
+  try {
+    return await open(path, constants.O_WRONLY | constants.O_DIRECT);
+  } catch {
+    return undefined; // tmpfs and a few others refuse O_DIRECT: the cache it is
+  }
+}
 
 export class DiskWriter {
   private inflight = new Set<Promise<void>>();
   private failure: unknown;
 
   private constructor(
-    private readonly files: Map<number, FileHandle>,
+    private readonly files: Map<number, Target>,
     private readonly pool: CodecPool,
     /** Zero frames are skipped when the target was freshly emptied (initial copy). */
     private readonly skipZeros: boolean,
@@ -21,32 +47,63 @@ export class DiskWriter {
   ) {}
 
   static async open(paths: Map<number, string>, pool: CodecPool, skipZeros: boolean, sizes?: Map<number, number>): Promise<DiskWriter> {
-    const files = new Map<number, FileHandle>();
-    for (const [i, p] of paths) files.set(i, await open(p, "r+"));
+    const files = new Map<number, Target>();
+    for (const [i, p] of paths) {
+      const direct = await openDirect(p);
+      files.set(i, { fh: await open(p, "r+"), direct, useDirect: Boolean(direct) });
+    }
     return new DiskWriter(files, pool, skipZeros, sizes);
   }
 
+  /** Takes the frame (and releases its payload once written). */
   async write(f: ReceivedFrame): Promise<void> {
-    if (this.failure) throw this.failure;
+    if (this.failure) {
+      f.release?.();
+      throw this.failure;
+    }
     while (this.inflight.size >= 8) await Promise.race(this.inflight);
-    const p = this.writeOne(f).catch((err) => {
-      this.failure ??= err;
-    });
+    const p = this.writeOne(f)
+      .catch((err) => {
+        this.failure ??= err;
+      })
+      .finally(() => f.release?.());
     this.inflight.add(p);
     void p.finally(() => this.inflight.delete(p));
   }
 
   private async writeOne({ header: h, payload }: ReceivedFrame): Promise<void> {
-    const fh = this.files.get(h.disk)!;
+    const target = this.files.get(h.disk)!;
     if (h.type === FrameType.Zero) {
       if (this.skipZeros) return;
       for (let done = 0; done < h.length; done += ZEROS.length) {
-        await writeFully(fh, ZEROS.subarray(0, Math.min(ZEROS.length, h.length - done)), h.offset + done);
+        await writeFully(target.fh, ZEROS.subarray(0, Math.min(ZEROS.length, h.length - done)), h.offset + done);
       }
       return;
     }
-    const data = h.flags & FLAG_ZSTD ? await this.pool.decode(payload, h.length) : payload;
-    await writeFully(fh, data, h.offset);
+    if (!(h.flags & FLAG_ZSTD)) return this.writeData(target, payload, h.offset);
+    let data: Buffer;
+    try {
+      data = this.pool.decode(payload, h.length, this.pool.buffers);
+    } catch (err) {
+      throw new FrameError(`frame ${h.index} does not decompress: ${(err as Error).message}`);
+    }
+    try {
+      await this.writeData(target, data, h.offset);
+    } finally {
+      this.pool.buffers.release(data);
+    }
+  }
+
+  private async writeData(target: Target, data: Buffer, offset: number): Promise<void> {
+    if (target.direct && target.useDirect && isAligned(data) && offset % ALIGN === 0 && data.length % ALIGN === 0) {
+      try {
+        return await writeFully(target.direct, data, offset);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EINVAL") throw err;
+        target.useDirect = false; // opened for direct I/O, yet these writes are refused
+      }
+    }
+    await writeFully(target.fh, data, offset);
   }
 
   /** Waits for every write, makes them durable, and closes the disks. */
@@ -54,18 +111,25 @@ export class DiskWriter {
     try {
       await Promise.all(this.inflight);
       if (this.failure) throw this.failure;
-      for (const [i, fh] of this.files) {
+      for (const [i, { fh }] of this.files) {
         const size = this.sizes?.get(i);
         if (size !== undefined) await fh.truncate(size);
         await fh.datasync();
       }
     } finally {
-      for (const fh of this.files.values()) await fh.close();
+      await this.close();
     }
   }
 
   async abort(): Promise<void> {
     await Promise.allSettled(this.inflight);
-    for (const fh of this.files.values()) await fh.close().catch(() => undefined);
+    await this.close();
+  }
+
+  private async close(): Promise<void> {
+    for (const { fh, direct } of this.files.values()) {
+      await fh.close().catch(() => undefined);
+      await direct?.close().catch(() => undefined);
+    }
   }
 }

@@ -1,7 +1,8 @@
 /** The pool of worker threads that compress frames; decompression runs on the spot. */
 import { Piscina } from "piscina";
 import { availableParallelism } from "node:os";
-import { decompress } from "zstd-napi";
+import zstdBinding from "zstd-napi/binding.js";
+import { alignedBuffer, BufferPool } from "../util/buffer-pool.js";
 
 
 /**
@@ -41,7 +42,14 @@ export function splitZeroRuns(buf: Buffer, blockSize: number): { zero: boolean; 
   return out;
 }
 
+/** Frames are cut at 1 MiB of disk data; pooled buffers hold one frame's payload. */
+export const FRAME_BUFFER_BYTES = 1024 * 1024;
+
 export class CodecPool {
+  /** Aligned, reused buffers for frame payloads (received frames, decoded data). */
+  readonly buffers = new BufferPool(FRAME_BUFFER_BYTES);
+  private readonly dctx = new zstdBinding.DCtx();
+
   private readonly pool = new Piscina({
     filename: new URL("./codec-worker.mjs", import.meta.url).href,
     minThreads: 1,
@@ -51,10 +59,10 @@ export class CodecPool {
 
   /**
    * Splits runs of disk data into zero runs and data runs (on this thread: a memcmp is far
-   * cheaper than a worker round trip) and compresses the data runs in a worker.
-   * Pieces carry absolute offsets, in disk order.
+   * cheaper than a worker round trip) and compresses the data runs in a worker, into `into`
+   * when given (as large as the runs together). Pieces carry absolute offsets, in disk order.
    */
-  async encode(runs: { offset: number; data: Buffer }[], blockSize: number, compress: boolean, level = STREAM_ZSTD_LEVEL): Promise<EncodedPiece[]> {
+  async encode(runs: { offset: number; data: Buffer }[], blockSize: number, compress: boolean, into?: Buffer, level = STREAM_ZSTD_LEVEL): Promise<EncodedPiece[]> {
     const pieces: EncodedPiece[] = [];
     const data: { offset: number; data: Buffer; at: number }[] = [];
     for (const run of runs) {
@@ -69,10 +77,13 @@ export class CodecPool {
       for (const d of data) Object.assign(pieces[d.at]!, { payload: d.data, compressed: false });
       return pieces;
     }
-    const out = (await this.pool.run({ op: "compress", parts: data.map((d) => d.data), level })) as { payload: Uint8Array; compressed: boolean }[];
-    out.forEach((o, i) => {
+    // The worker writes into `into` (pooled shared memory) or a fresh shared buffer, in place.
+    const out = into ?? alignedBuffer(Math.max(1, data.reduce((n, d) => n + d.data.length, 0)));
+    const parts = data.map((d) => d.data);
+    const results = (await this.pool.run({ op: "compress", parts, out, level })) as ({ compressed: false } | { compressed: true; at: number; length: number })[];
+    results.forEach((r, i) => {
       const d = data[i]!;
-      Object.assign(pieces[d.at]!, o.compressed ? o : { payload: d.data, compressed: false });
+      Object.assign(pieces[d.at]!, r.compressed ? { payload: out.subarray(r.at, r.at + r.length), compressed: true } : { payload: d.data, compressed: false });
     });
     return pieces;
   }
@@ -80,11 +91,18 @@ export class CodecPool {
   /**
    * Decompresses on the spot: zstd decodes a frame in about a millisecond, less than a worker
    * round trip costs in copies of the payload and the result (measured on the replica: a
-   * quarter less CPU for a compressed initial copy).
+   * quarter less CPU for a compressed initial copy). With `into`, the result is one of its
+   * buffers, which the caller releases.
    */
-  async decode(payload: Uint8Array, length: number): Promise<Buffer> {
-    const out = decompress(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
-    if (out.length !== length) throw new Error(`decompressed ${out.length} bytes, frame says ${length}`);
+  decode(payload: Uint8Array, length: number, into?: BufferPool): Buffer {
+    const out = into ? into.acquire(length) : Buffer.allocUnsafe(length);
+    try {
+      const n = this.dctx.decompress(out, payload);
+      if (n !== length) throw new Error(`decompressed ${n} bytes, frame says ${length}`);
+    } catch (err) {
+      if (into) into.release(out);
+      throw err;
+    }
     return out;
   }
 

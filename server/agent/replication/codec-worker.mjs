@@ -1,21 +1,25 @@
 // Worker thread: zstd compression, off the event loop.
 // Plain JavaScript so that it loads in any worker without a TypeScript loader.
-import { Compressor } from "zstd-napi";
+import binding from "zstd-napi/binding.js";
 
-const compressors = new Map();
+const cctx = new binding.CCtx();
 
-/** Compresses each part; a part that does not shrink by 3% is reported as not compressed. */
-function compress({ parts, level }) {
-  let c = compressors.get(level);
-  if (!c) {
-    c = new Compressor();
-    c.setParameters({ compressionLevel: level });
-    compressors.set(level, c);
-  }
+/**
+ * Compresses each part into `out` (shared memory, written in place), one after the other. A
+ * part that does not shrink by 3% is reported as not compressed: it would not fit its budget.
+ */
+function compress({ parts, out, level }) {
+  let at = 0;
   return parts.map((part) => {
-    const raw = Buffer.from(part.buffer, part.byteOffset, part.byteLength);
-    const z = c.compress(raw);
-    return z.length < raw.length * 0.97 ? { payload: new Uint8Array(z.buffer, z.byteOffset, z.byteLength), compressed: true } : { compressed: false };
+    const budget = Math.floor(part.byteLength * 0.97);
+    try {
+      const n = cctx.compress(out.subarray(at, at + budget), part, level);
+      const result = { at, length: n, compressed: true };
+      at += n;
+      return result;
+    } catch {
+      return { compressed: false }; // larger than its budget
+    }
   });
 }
 

@@ -17,6 +17,7 @@ import {
   type FrameHeader,
 } from "./frames.js";
 import { rng, seededBytes } from "../testing/random.js";
+import { BufferPool, isAligned } from "../util/buffer-pool.js";
 
 type Spec = Omit<FrameHeader, "checksum" | "payloadLength">;
 
@@ -39,10 +40,13 @@ async function* fromChunks(chunks: Buffer[]): AsyncGenerator<Buffer> {
   for (const c of chunks) yield c;
 }
 
-async function readAll(chunks: Buffer[]) {
+async function readAll(chunks: Buffer[], pool?: BufferPool) {
   const out: { header: FrameHeader; payload: Buffer }[] = [];
-  // Copy payloads: the reader may hand out views of its input.
-  for await (const f of readFrames(fromChunks(chunks))) out.push({ header: f.header, payload: Buffer.from(f.payload) });
+  // Copy payloads: the reader may hand out views of its input, or pooled buffers.
+  for await (const f of readFrames(fromChunks(chunks), pool)) {
+    out.push({ header: f.header, payload: Buffer.from(f.payload) });
+    f.release?.();
+  }
   return out;
 }
 
@@ -135,6 +139,39 @@ describe("readFrames", () => {
       }
       checkFrames(await readAll(chunks), frames);
     }
+  });
+
+  it("gathers payloads into a pool's aligned buffers, whatever the chunking, and gets every one back", async () => {
+    const { wire, frames } = sampleStream();
+    const pool = new BufferPool(64 * 1024, 2);
+    for (let seed = 1; seed <= 20; seed++) {
+      const next = rng(seed);
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < wire.length; ) {
+        const n = Math.floor(next() * 500);
+        chunks.push(wire.subarray(at, at + n));
+        at += n;
+      }
+      const seen: boolean[] = [];
+      for await (const f of readFrames(fromChunks(chunks), pool)) {
+        if (f.payload.length) seen.push(isAligned(f.payload) && Boolean(f.release));
+        f.release?.();
+      }
+      expect(seen).toEqual([true, true, true]);
+      checkFrames(await readAll(chunks, pool), frames);
+    }
+    // One frame at a time was held: the pool never grew past its first region.
+    expect(pool.allocated).toBe(2);
+    expect(pool.available).toBe(2);
+  });
+
+  it("gives a pooled buffer back when its frame fails verification", async () => {
+    const { wire } = sampleStream();
+    const bad = Buffer.from(wire);
+    bad[HEADER_SIZE + 100]! ^= 0x01;
+    const pool = new BufferPool(64 * 1024, 2);
+    for (let i = 0; i < 5; i++) await expect(readAll([bad], pool)).rejects.toThrow(/checksum/);
+    expect(pool.available).toBe(pool.allocated);
   });
 
   it("a flipped payload byte is a checksum FrameError", async () => {

@@ -16,6 +16,7 @@
  */
 import { xxh3 } from "@node-rs/xxhash";
 import { z } from "zod";
+import type { BufferPool } from "../util/buffer-pool.js";
 
 export const HEADER_SIZE = 48;
 const MAGIC = 0x31464d52; // "RMF1"
@@ -119,18 +120,42 @@ export function verifyFrame(headerBuf: Buffer, h: FrameHeader, payload: Uint8Arr
   }
 }
 
-/** Reads whole frames from a byte stream, verifying each checksum as it arrives. */
-export async function* readFrames(
-  source: AsyncIterable<Buffer>,
-): AsyncGenerator<{ header: FrameHeader; headerBuf: Buffer; payload: Buffer }> {
+export interface ReadFrame {
+  header: FrameHeader;
+  headerBuf: Buffer;
+  payload: Buffer;
+  /** With a pool: gives the payload's buffer back to it (the consumer's duty once done). */
+  release?: () => void;
+}
+
+/**
+ * Reads whole frames from a byte stream, verifying each checksum as it arrives. With a pool,
+ * each payload is gathered into one of its page-aligned buffers (direct I/O can write it),
+ * which the consumer releases when done with it.
+ */
+export async function* readFrames(source: AsyncIterable<Buffer>, payloads?: BufferPool): AsyncGenerator<ReadFrame> {
   let chunks: Buffer[] = [];
   let buffered = 0;
-  const take = (n: number): Buffer => {
-    const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, buffered);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    chunks = rest.length ? [rest] : [];
-    buffered = rest.length;
+  const take = (n: number, into?: Buffer): Buffer => {
+    let out: Buffer;
+    if (into) {
+      let at = 0;
+      while (at < n) {
+        const c = chunks[0]!;
+        const part = Math.min(c.length, n - at);
+        c.copy(into, at, 0, part);
+        at += part;
+        if (part === c.length) chunks.shift();
+        else chunks[0] = c.subarray(part);
+      }
+      out = into;
+    } else {
+      const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, buffered);
+      out = all.subarray(0, n);
+      const rest = all.subarray(n);
+      chunks = rest.length ? [rest] : [];
+    }
+    buffered -= n;
     return out;
   };
   let header: FrameHeader | undefined;
@@ -145,9 +170,15 @@ export async function* readFrames(
         header = decodeHeader(headerBuf);
       }
       if (buffered < header.payloadLength) break;
-      const payload = take(header.payloadLength);
-      verifyFrame(headerBuf!, header, payload);
-      yield { header, headerBuf: headerBuf!, payload };
+      const pooled = payloads && header.payloadLength > 0 ? payloads.acquire(header.payloadLength) : undefined;
+      const payload = take(header.payloadLength, pooled);
+      try {
+        verifyFrame(headerBuf!, header, payload);
+      } catch (err) {
+        if (pooled) payloads!.release(pooled);
+        throw err;
+      }
+      yield pooled ? { header, headerBuf: headerBuf!, payload, release: () => payloads!.release(pooled) } : { header, headerBuf: headerBuf!, payload };
       header = undefined;
     }
   }

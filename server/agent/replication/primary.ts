@@ -424,7 +424,7 @@ export class PrimaryReplication {
       const ack = await this.deps.peers.stream<CycleAck>(
         this.target,
         `/replication/v1/relationships/${this.rec.id}/cycles/${seq}?base=${base}${segment ? "&resync=1" : ""}`,
-        withFailpoint(throttled(cycleStream(toSend, this.deps.pool, { relationshipId: this.rec.id, seq, base, compress: this.rec.compression, marks, auth }, stats), () => this.buckets(), (n) => (this.sentBytes += n))),
+        withFailpoint(throttled(cycleStream(toSend, this.deps.pool, { relationshipId: this.rec.id, seq, base, compress: this.rec.compression, marks, auth, reuseBuffers: true }, stats), () => this.buckets(), (n) => (this.sentBytes += n))),
         nonce,
         abort.signal,
       ).finally(() => clearInterval(progress));

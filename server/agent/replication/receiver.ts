@@ -4,7 +4,8 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import { z } from "zod";
-import { EndPayload, FLAG_ZSTD, FrameError, FrameType, readFrames, type CycleMarks, type FrameHeader } from "./frames.js";
+import type { BufferPool } from "../util/buffer-pool.js";
+import { EndPayload, FLAG_ZSTD, FrameError, FrameType, readFrames, type CycleMarks, type ReadFrame } from "./frames.js";
 import { endMacInput, streamMac, type StreamAuth } from "./stream-auth.js";
 
 export interface ReceiveExpectations {
@@ -15,13 +16,11 @@ export interface ReceiveExpectations {
   /** HTTP mode: verify the stream's HMAC under the shared token and this request's nonce. */
   auth?: StreamAuth;
   blockSize?: number;
+  /** Payloads gathered into this pool's aligned buffers; the sink releases each frame. */
+  payloads?: BufferPool;
 }
 
-export interface ReceivedFrame {
-  header: FrameHeader;
-  headerBuf: Buffer;
-  payload: Buffer;
-}
+export type ReceivedFrame = ReadFrame;
 
 export interface ReceiveResult {
   frames: number;
@@ -32,7 +31,10 @@ export interface ReceiveResult {
   marks: CycleMarks;
 }
 
-/** Verifies the stream frame by frame and hands each data or zero frame to `sink`. */
+/**
+ * Verifies the stream frame by frame and hands each data or zero frame to `sink`, which then
+ * owns it (and releases it, when its payload is pooled).
+ */
 export async function receiveCycle(
   source: AsyncIterable<Buffer>,
   expect: ReceiveExpectations,
@@ -43,7 +45,8 @@ export async function receiveCycle(
   let index = 0;
   let dataBytes = 0;
   let wireBytes = 0;
-  for await (const f of readFrames(source)) {
+  /** Checks one frame; returns the result when it is the end frame. */
+  const check = (f: ReceivedFrame): ReceiveResult | undefined => {
     const h = f.header;
     if (h.seq !== expect.seq) throw new FrameError(`frame belongs to cycle ${h.seq}, not ${expect.seq}: replayed or misdirected data`);
     if (h.index !== index) throw new FrameError(`frame ${h.index} arrived where frame ${index} was expected: replayed, dropped or reordered data`);
@@ -83,6 +86,20 @@ export async function receiveCycle(
       throw new FrameError(`uncompressed frame carries ${h.payloadLength} bytes for a ${h.length}-byte range`);
     }
     if (h.type === FrameType.Data) dataBytes += h.length;
+    return undefined;
+  };
+  for await (const f of readFrames(source, expect.payloads)) {
+    let end: ReceiveResult | undefined;
+    try {
+      end = check(f);
+    } catch (err) {
+      f.release?.();
+      throw err;
+    }
+    if (end) {
+      f.release?.();
+      return end;
+    }
     await sink(f);
   }
   throw new FrameError("stream ended without its end frame: the transfer was truncated");

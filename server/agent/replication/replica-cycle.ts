@@ -78,7 +78,7 @@ export class CycleIntake {
         const writer = await DiskWriter.open(this.ctx.diskPaths(rec), this.ctx.pool, true, this.diskSizes(rec));
         try {
           let n = 0;
-          result = await receiveCycle(source, expect, async (f) => {
+          result = await receiveCycle(source, { ...expect, payloads: this.ctx.pool.buffers }, async (f) => {
             if (++n === 3) failpoint("replica.initial-mid");
             await writer.write(f);
           });
@@ -103,9 +103,12 @@ export class CycleIntake {
             // Staged decompressed: data that cannot be decoded is rejected now, before
             // anything is staged, and applying is nothing but writes.
             if (!(f.header.flags & FLAG_ZSTD)) return redo.add(f);
-            const payload = await this.ctx.pool.decode(f.payload, f.header.length).catch((err: Error) => {
-              throw new FrameError(`frame ${f.header.index} does not decompress: ${err.message}`);
-            });
+            let payload: Buffer;
+            try {
+              payload = this.ctx.pool.decode(f.payload, f.header.length);
+            } catch (err) {
+              throw new FrameError(`frame ${f.header.index} does not decompress: ${(err as Error).message}`);
+            }
             const header = { ...f.header, flags: f.header.flags & ~FLAG_ZSTD, payloadLength: payload.length };
             return redo.add({ header, headerBuf: encodeFrame(header, payload), payload });
           });

@@ -128,7 +128,7 @@ export async function compareSegment(
     blockSize: disk.blockSize,
     changedBytes: send.count() * disk.blockSize,
     runs: (max) => send.runs(max),
-    read: (from, to) => disk.read(from, to),
+    read: (from, to, into) => disk.read(from, to, into),
   };
   return { cycle: { ...frozen, disks: frozen.disks.map((d) => (d === disk ? narrowed : d)) }, differingBytes };
 }

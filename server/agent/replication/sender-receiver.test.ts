@@ -78,10 +78,11 @@ function memCycle(disks: MemDisk[]): FrozenCycle {
         blockSize: d.blockSize,
         changedBytes: d.dirty.count() * d.blockSize,
         runs: (max) => d.dirty.runs(max),
-        read: async (from, to) => {
+        read: async (from, to, into) => {
           // The sender must only ask for frozen blocks.
           for (let b = from; b < to; b++) if (!d.dirty.get(b)) throw new Error(`read of block ${b} of disk ${d.index}, which is not in the cycle`);
-          const out = Buffer.alloc((to - from) * d.blockSize);
+          if (into && into.length < (to - from) * d.blockSize) throw new Error(`a ${into.length}-byte buffer for ${to - from} blocks`);
+          const out = into ? into.subarray(0, (to - from) * d.blockSize) : Buffer.alloc((to - from) * d.blockSize);
           d.data.copy(out, 0, from * d.blockSize, to * d.blockSize);
           return out;
         },
@@ -110,7 +111,7 @@ function replicaSink(disks: MemDisk[]): { replica: Replica; sink: (f: ReceivedFr
       img.fill(0, h.offset, h.offset + h.length);
       return;
     }
-    const data = h.flags & FLAG_ZSTD ? await pool.decode(f.payload, h.length) : f.payload;
+    const data = h.flags & FLAG_ZSTD ? pool.decode(f.payload, h.length) : f.payload;
     expect(data.length).toBe(h.length);
     data.copy(img, h.offset);
   };
@@ -243,6 +244,28 @@ describe("cycleStream → receiveCycle", () => {
     expect(result).toMatchObject({ frames: 0, dataBytes: 0 });
     expect(replica.frames).toEqual([]);
     expect(stats.wireBytes).toBe(result.wireBytes);
+  });
+
+  it("reuses pooled read buffers for a consumer done with each chunk before the next: the same stream, every buffer back", async () => {
+    const own = new CodecPool();
+    try {
+      for (const compress of [false, true]) {
+        const disks = mixedDisks(17);
+        const plain = await collect(cycleStream(memCycle(disks), own, sendOpts(4, compress, { chunkBytes: 64 * 1024 }), newStats()));
+        // collect() copies each chunk before asking for the next, as PeerClient.stream is done with it.
+        const reused = await collect(cycleStream(memCycle(disks), own, sendOpts(4, compress, { chunkBytes: 64 * 1024, reuseBuffers: true }), newStats()));
+        expect(reused.equals(plain)).toBe(true);
+        expect(own.buffers.allocated).toBeGreaterThan(0);
+        expect(own.buffers.available).toBe(own.buffers.allocated);
+      }
+      // A consumer that stops early (an error, an abort) still gets every buffer back to the pool.
+      const stream = cycleStream(memCycle(mixedDisks(18)), own, sendOpts(5, false, { chunkBytes: 64 * 1024, reuseBuffers: true }), newStats());
+      let n = 0;
+      for await (const _ of stream) if (++n === 5) break;
+      expect(own.buffers.available).toBe(own.buffers.allocated);
+    } finally {
+      await own.close();
+    }
   });
 
   // FrozenDisk.blockSize is the driver's tracking granularity: QEMU dirty bitmaps default to

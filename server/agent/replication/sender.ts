@@ -19,6 +19,11 @@ export interface SendOptions {
   auth?: StreamAuth;
   chunkBytes?: number;
   lookahead?: number;
+  /**
+   * Read into the pool's buffers and reuse them: the consumer must be done with each yielded
+   * buffer when it asks for the next one (PeerClient.stream waits for each write).
+   */
+  reuseBuffers?: boolean;
 }
 
 export interface SendStats {
@@ -37,6 +42,8 @@ interface Chunk {
   disk: number;
   compressed: boolean;
   pieces: Promise<EncodedPiece[]>;
+  /** The pooled buffers the chunk was read and compressed into, released once its frames are consumed. */
+  buffers: Buffer[];
 }
 
 /** After a chunk that did not compress at all, this many are sent without trying. */
@@ -58,15 +65,21 @@ export async function* cycleStream(cycle: FrozenCycle, pool: CodecPool, opts: Se
       let blocks = 0;
       const flush = (): Chunk => {
         const runs = batch;
+        const bytes = blocks * disk.blockSize;
         batch = [];
         blocks = 0;
         const compress = opts.compress && skipCompression === 0;
         if (skipCompression > 0) skipCompression--;
-        const pieces = Promise.all(runs.map(async ([from, to]) => ({ offset: from * disk.blockSize, data: await disk.read(from, to) }))).then((read) =>
-          pool.encode(read, disk.blockSize, compress),
-        );
+        const buffer = opts.reuseBuffers ? pool.buffers.acquire(bytes) : undefined;
+        const compressed = opts.reuseBuffers && compress ? pool.buffers.acquire(bytes) : undefined;
+        let at = 0;
+        const reads = runs.map(([from, to]) => {
+          const into = buffer?.subarray(at, (at += (to - from) * disk.blockSize));
+          return disk.read(from, to, into).then((data) => ({ offset: from * disk.blockSize, data }));
+        });
+        const pieces = Promise.all(reads).then((read) => pool.encode(read, disk.blockSize, compress, compressed));
         pieces.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
-        return { disk: disk.index, compressed: compress, pieces };
+        return { disk: disk.index, compressed: compress, pieces, buffers: [buffer, compressed].filter((b) => b !== undefined) };
       };
       for (const run of disk.runs(maxBlocks)) {
         if (blocks + run[1] - run[0] > maxBlocks) yield flush();
@@ -85,25 +98,36 @@ export async function* cycleStream(cycle: FrozenCycle, pool: CodecPool, opts: Se
   };
   const queue: Chunk[] = [];
   const source = chunks();
-  for (;;) {
-    while (queue.length < lookahead) {
-      const next = source.next();
-      if (next.done) break;
-      queue.push(next.value);
+  try {
+    for (;;) {
+      while (queue.length < lookahead) {
+        const next = source.next();
+        if (next.done) break;
+        queue.push(next.value);
+      }
+      const chunk = queue[0];
+      if (!chunk) break;
+      const pieces = await chunk.pieces;
+      if (chunk.compressed && pieces.some((p) => !p.zero) && !pieces.some((p) => p.compressed)) skipCompression = INCOMPRESSIBLE_SKIP;
+      for (const p of pieces) {
+        const type = p.zero ? FrameType.Zero : FrameType.Data;
+        const payload = p.payload ?? Buffer.alloc(0);
+        const flags = p.compressed ? FLAG_ZSTD : 0;
+        const header = encodeFrame({ type, flags, disk: chunk.disk, seq: opts.seq, index: index++, offset: p.offset, length: p.length }, payload);
+        yield emit(header);
+        if (payload.length) yield emit(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+        if (!p.zero) stats.dataBytes += p.length;
+        stats.processedBytes = (stats.processedBytes ?? 0) + p.length;
+      }
+      // The consumer asked for more: it is done with this chunk's buffer.
+      queue.shift();
+      for (const b of chunk.buffers) pool.buffers.release(b);
     }
-    const chunk = queue.shift();
-    if (!chunk) break;
-    const pieces = await chunk.pieces;
-    if (chunk.compressed && pieces.some((p) => !p.zero) && !pieces.some((p) => p.compressed)) skipCompression = INCOMPRESSIBLE_SKIP;
-    for (const p of pieces) {
-      const type = p.zero ? FrameType.Zero : FrameType.Data;
-      const payload = p.payload ?? Buffer.alloc(0);
-      const flags = p.compressed ? FLAG_ZSTD : 0;
-      const header = encodeFrame({ type, flags, disk: chunk.disk, seq: opts.seq, index: index++, offset: p.offset, length: p.length }, payload);
-      yield emit(header);
-      if (payload.length) yield emit(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
-      if (!p.zero) stats.dataBytes += p.length;
-      stats.processedBytes = (stats.processedBytes ?? 0) + p.length;
+  } finally {
+    // Stopped early (an error, an abort): reads still filling pooled buffers finish first.
+    for (const chunk of queue) {
+      await chunk.pieces.catch(() => undefined);
+      for (const b of chunk.buffers) pool.buffers.release(b);
     }
   }
   stats.frames = index;

@@ -76,8 +76,8 @@ export class DiskSnapshot {
     }
   }
 
-  /** Reads frozen blocks [from, to) as they were at the freeze. */
-  async read(from: number, to: number): Promise<Buffer> {
+  /** Reads frozen blocks [from, to) as they were at the freeze (into `into`'s start, if given). */
+  async read(from: number, to: number, into?: Buffer): Promise<Buffer> {
     let finish!: () => void;
     const mark = new Promise<void>((r) => (finish = r));
     const pendingPreserves: Promise<void>[] = [];
@@ -87,7 +87,8 @@ export class DiskSnapshot {
       else if (!this.cbw.has(b)) this.reading.set(b, mark);
     }
     try {
-      const buf = await readFully(this.fh, Buffer.allocUnsafeSlow((to - from) * this.blockSize), from * this.blockSize);
+      const bytes = (to - from) * this.blockSize;
+      const buf = await readFully(this.fh, into ? into.subarray(0, bytes) : Buffer.allocUnsafeSlow(bytes), from * this.blockSize);
       // Copy-outs that began while the disk was being read (blocks already in the CBW store
       // when this read started) must finish before their before-images are taken.
       for (let b = from; b < to; b++) {

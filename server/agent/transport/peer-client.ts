@@ -6,8 +6,6 @@ import { createHmac, randomBytes } from "node:crypto";
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import http from "node:http";
 import https from "node:https";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import type { AuthMode } from "../../shared/replication.js";
 import { AgentError } from "../errors.js";
 
@@ -80,7 +78,10 @@ export class PeerClient {
     });
   }
 
-  /** Streams a body (a replication cycle) with backpressure, then reads the JSON answer. */
+  /**
+   * Streams a body (a replication cycle), then reads the JSON answer. Each chunk is written
+   * before the next is asked for, so the source may reuse a chunk's memory at that point.
+   */
   async stream<T>(target: PeerTarget, path: string, source: AsyncIterable<Buffer>, nonce?: string, signal?: AbortSignal): Promise<T> {
     const req = this.request(target, "POST", path, { "content-type": "application/octet-stream" }, nonce);
     const stop = () => req.destroy(new Error("the transfer was stopped because the agent is shutting down"));
@@ -97,7 +98,16 @@ export class PeerClient {
         throw err;
       }
     }
-    return this.exchange<T>(target, req, () => pipeline(Readable.from(guarded(), { objectMode: false }), req), () => localError);
+    // A request that fails before its socket connects may never call back its writes.
+    const closed = new Promise<never>((_, reject) => req.once("close", () => reject(new Error("the connection closed during the transfer"))));
+    closed.catch(() => undefined);
+    const send = async (): Promise<void> => {
+      for await (const chunk of guarded()) {
+        await Promise.race([closed, new Promise<void>((resolve, reject) => req.write(chunk, (err) => (err ? reject(err) : resolve())))]);
+      }
+      await Promise.race([closed, new Promise<void>((resolve) => req.end(resolve))]);
+    };
+    return this.exchange<T>(target, req, send, () => localError);
   }
 
   private exchange<T>(target: PeerTarget, req: http.ClientRequest, send: () => Promise<void>, localError: () => Error | undefined = () => undefined): Promise<T> {

@@ -158,7 +158,7 @@ export class LabVm implements ReplicableVm {
         blockSize: snap.blockSize,
         changedBytes: snap.changedBytes,
         runs: (max: number) => snap.runs(max),
-        read: (from: number, to: number) => snap.read(from, to),
+        read: (from: number, to: number, into?: Buffer) => snap.read(from, to, into),
       })),
       commit: () =>
         this.queue.run(async () => {
