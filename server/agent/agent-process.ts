@@ -25,6 +25,12 @@ export interface AgentProcessOptions {
   env?: Record<string, string>;
 }
 
+/**
+ * libuv's thread pool runs file I/O, 4 threads by default; direct writes of replicated data each
+ * hold a thread until the disk answers, so agents get more (package.json's `agent` script too).
+ */
+export const AGENT_THREADPOOL_SIZE = "16";
+
 export class AgentProcess {
   child: ChildProcess | undefined;
   /** The current run's output (bounded). */
@@ -44,7 +50,7 @@ export class AgentProcess {
     const child = spawn(process.execPath, [...extra, "--import", TSX, join(ROOT, "server/agent/main.ts"), "--config", this.opts.configFile], {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, ...this.opts.env, NODE_OPTIONS: "", RM_FAILPOINTS: failpoints.join(",") },
+      env: { UV_THREADPOOL_SIZE: AGENT_THREADPOOL_SIZE, ...process.env, ...this.opts.env, NODE_OPTIONS: "", RM_FAILPOINTS: failpoints.join(",") },
     });
     this.child = child;
     this.output = "";

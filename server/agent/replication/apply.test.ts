@@ -63,8 +63,8 @@ describe("DiskWriter", () => {
     for (const f of frames) await writer.write(f);
     await writer.finish();
     expect((await readFile(file)).equals(want)).toBe(true);
-    expect(pool.buffers.allocated).toBeGreaterThan(0);
-    expect(pool.buffers.available).toBe(pool.buffers.allocated); // every taken buffer came back
+    expect(pool.buffers.bytes.allocated).toBeGreaterThan(0);
+    expect(pool.buffers.bytes.idle).toBe(pool.buffers.bytes.allocated); // every taken buffer came back
   });
 
   it("reports a frame that does not decompress as a FrameError, and still releases its buffer", async () => {
@@ -77,6 +77,6 @@ describe("DiskWriter", () => {
     const err = await writer.finish().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FrameError);
     expect((err as Error).message).toMatch(/does not decompress/);
-    expect(pool.buffers.available).toBe(pool.buffers.allocated);
+    expect(pool.buffers.bytes.idle).toBe(pool.buffers.bytes.allocated);
   });
 });

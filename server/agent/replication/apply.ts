@@ -16,6 +16,8 @@ import { FLAG_ZSTD, FrameError, FrameType } from "./frames.js";
 import type { ReceivedFrame } from "./receiver.js";
 
 const ZEROS = Buffer.alloc(1024 * 1024);
+/** Direct writes wait for the disk: enough in flight to keep it busy (see main.ts's thread pool). */
+const WRITES_IN_FLIGHT = 16;
 
 interface Target {
   fh: FileHandle;
@@ -61,7 +63,7 @@ export class DiskWriter {
       f.release?.();
       throw this.failure;
     }
-    while (this.inflight.size >= 8) await Promise.race(this.inflight);
+    while (this.inflight.size >= WRITES_IN_FLIGHT) await Promise.race(this.inflight);
     const p = this.writeOne(f)
       .catch((err) => {
         this.failure ??= err;

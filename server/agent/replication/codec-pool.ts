@@ -46,8 +46,10 @@ export function splitZeroRuns(buf: Buffer, blockSize: number): { zero: boolean; 
 export const FRAME_BUFFER_BYTES = 1024 * 1024;
 
 export class CodecPool {
-  /** Aligned, reused buffers for frame payloads (received frames, decoded data). */
+  /** Aligned, reused buffers for frame payloads: received frames, decoded data, the redo file. */
   readonly buffers = new BufferPool(FRAME_BUFFER_BYTES);
+  /** The same in shared memory, for what the compression workers read or write: a sender's chunks. */
+  readonly sharedBuffers = new BufferPool(FRAME_BUFFER_BYTES, true);
   private readonly dctx = new zstdBinding.DCtx();
 
   private readonly pool = new Piscina({
@@ -78,7 +80,7 @@ export class CodecPool {
       return pieces;
     }
     // The worker writes into `into` (pooled shared memory) or a fresh shared buffer, in place.
-    const out = into ?? alignedBuffer(Math.max(1, data.reduce((n, d) => n + d.data.length, 0)));
+    const out = into ?? alignedBuffer(Math.max(1, data.reduce((n, d) => n + d.data.length, 0)), true);
     const parts = data.map((d) => d.data);
     const results = (await this.pool.run({ op: "compress", parts, out, level })) as ({ compressed: false } | { compressed: true; at: number; length: number })[];
     results.forEach((r, i) => {

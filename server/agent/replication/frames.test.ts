@@ -143,7 +143,7 @@ describe("readFrames", () => {
 
   it("gathers payloads into a pool's aligned buffers, whatever the chunking, and gets every one back", async () => {
     const { wire, frames } = sampleStream();
-    const pool = new BufferPool(64 * 1024, 2);
+    const pool = new BufferPool();
     for (let seed = 1; seed <= 20; seed++) {
       const next = rng(seed);
       const chunks: Buffer[] = [];
@@ -160,18 +160,17 @@ describe("readFrames", () => {
       expect(seen).toEqual([true, true, true]);
       checkFrames(await readAll(chunks, pool), frames);
     }
-    // One frame at a time was held: the pool never grew past its first region.
-    expect(pool.allocated).toBe(2);
-    expect(pool.available).toBe(2);
+    // One frame at a time was held: one memory of the 4 KiB class sufficed.
+    expect(pool.bytes).toEqual({ allocated: 1024 * 1024, idle: 1024 * 1024 });
   });
 
   it("gives a pooled buffer back when its frame fails verification", async () => {
     const { wire } = sampleStream();
     const bad = Buffer.from(wire);
     bad[HEADER_SIZE + 100]! ^= 0x01;
-    const pool = new BufferPool(64 * 1024, 2);
+    const pool = new BufferPool();
     for (let i = 0; i < 5; i++) await expect(readAll([bad], pool)).rejects.toThrow(/checksum/);
-    expect(pool.available).toBe(pool.allocated);
+    expect(pool.bytes.idle).toBe(pool.bytes.allocated);
   });
 
   it("a flipped payload byte is a checksum FrameError", async () => {

@@ -1,83 +1,165 @@
 /**
  * The redo file of a delta cycle on the replica: the verified, decompressed frames, made
- * durable before anything is applied. Written a few MiB at a time while the next are
- * received; a small cycle is also kept in memory so that applying it does not read it back.
+ * durable before anything is applied.
+ *
+ * Frames are packed into page-aligned 1 MiB buffers written with direct I/O while the next
+ * frames arrive (fresh page-cache pages are what writing through the cache costs most here);
+ * the last buffer is padded to a whole block, so `bytes` says where the frames end. A cycle of
+ * up to 128 MiB also keeps its frames in memory, so that applying it does not read it back.
  */
+import { constants } from "node:fs";
 import { open, rm, type FileHandle } from "node:fs/promises";
+import { ALIGN, type BufferPool } from "../util/buffer-pool.js";
+import { writeFully } from "../util/files.js";
 import type { ReceivedFrame } from "./receiver.js";
 
-const FLUSH_BYTES = 4 * 1024 * 1024;
+const STAGE_BYTES = 1024 * 1024;
 const KEEP_IN_MEMORY_BYTES = 128 * 1024 * 1024;
+const WRITES_IN_FLIGHT = 4;
+
+export interface RedoStaged {
+  /** The frames in order, when they were kept in memory (the caller now owns them). */
+  frames?: ReceivedFrame[];
+  /** Bytes of frames in the file (it may be longer: padding). */
+  bytes: number;
+}
 
 export class RedoWriter {
+  /** File bytes handed to writes so far (whole stage buffers). */
   private pos = 0;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  /** The buffer being filled; gone once the writer finished or was discarded. */
+  private stage: Buffer | undefined;
+  private filled = 0;
   private frames: ReceivedFrame[] | undefined = [];
   private frameBytes = 0;
-  /** The write in flight: receiving goes on while it runs (one at a time, in order). */
-  private writing: Promise<void> = Promise.resolve();
+  private useDirect: boolean;
+  /** Writes in flight: receiving goes on while they run (direct writes wait for the disk). */
+  private readonly writing = new Set<Promise<void>>();
+  private failure: unknown;
 
   private constructor(
     readonly file: string,
     private readonly fh: FileHandle,
-  ) {}
+    private readonly direct: FileHandle | undefined,
+    private readonly buffers: BufferPool,
+  ) {
+    this.useDirect = Boolean(direct);
+    this.stage = buffers.acquire(STAGE_BYTES);
+  }
 
-  static async create(file: string): Promise<RedoWriter> {
-    return new RedoWriter(file, await open(file, "w"));
+  static async create(file: string, buffers: BufferPool): Promise<RedoWriter> {
+    const fh = await open(file, "w");
+    const direct = await open(file, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined);
+    return new RedoWriter(file, fh, direct, buffers);
   }
 
   get bytes(): number {
-    return this.pos + this.pendingBytes;
+    return this.pos + this.filled;
   }
 
-  /** Appends a frame whose payload is stored as it will be written (not compressed). */
+  /** Appends a frame whose payload is stored as it will be written (not compressed); takes the frame. */
   async add(f: ReceivedFrame): Promise<void> {
-    this.pending.push(f.headerBuf, f.payload);
-    this.pendingBytes += f.headerBuf.length + f.payload.length;
+    try {
+      await this.copy(f.headerBuf);
+      await this.copy(f.payload);
+    } catch (err) {
+      f.release?.();
+      throw err;
+    }
     if (this.frames) {
       this.frameBytes += f.payload.length;
-      if (this.frameBytes > KEEP_IN_MEMORY_BYTES) this.frames = undefined;
-      else this.frames.push(f);
+      if (this.frameBytes <= KEEP_IN_MEMORY_BYTES) return void this.frames.push(f);
+      // Too large to keep: applying will read the file back.
+      for (const kept of this.frames) kept.release?.();
+      this.frames = undefined;
     }
-    if (this.pendingBytes >= FLUSH_BYTES) {
-      await this.writing;
-      this.writing = this.flush();
-      this.writing.catch(() => undefined); // awaited by the next add, finish or discard
+    f.release?.();
+  }
+
+  private async copy(data: Buffer): Promise<void> {
+    for (let at = 0; at < data.length; ) {
+      if (!this.stage) throw new Error("the redo file is already closed");
+      const n = data.copy(this.stage, this.filled, at);
+      this.filled += n;
+      at += n;
+      if (this.filled === this.stage.length) await this.flush();
     }
   }
 
+  /** Writes the stage buffer (padded to a whole block) at its place, and starts a new one. */
   private async flush(): Promise<void> {
-    if (this.pendingBytes === 0) return;
-    const bufs = this.pending;
+    while (this.writing.size >= WRITES_IN_FLIGHT) await Promise.race(this.writing);
+    if (this.failure) throw this.failure;
+    const buf = this.stage!;
+    const length = Math.ceil(this.filled / ALIGN) * ALIGN;
+    buf.fill(0, this.filled, length);
     const at = this.pos;
-    const total = this.pendingBytes;
-    this.pos += total;
-    this.pending = [];
-    this.pendingBytes = 0;
-    let written = 0;
-    while (written < total) {
-      const { bytesWritten } = await this.fh.writev(written === 0 ? bufs : [Buffer.concat(bufs).subarray(written)], at + written);
-      written += bytesWritten;
-    }
+    this.pos += this.filled;
+    this.stage = this.buffers.acquire(STAGE_BYTES);
+    this.filled = 0;
+    const write: Promise<void> = this.write(buf.subarray(0, length), at)
+      .catch((err) => {
+        this.failure ??= err;
+      })
+      .finally(() => {
+        this.buffers.release(buf);
+        this.writing.delete(write);
+      });
+    this.writing.add(write);
   }
 
-  /** Makes the file durable and closes it; returns the frames if they were kept in memory. */
-  async finish(): Promise<ReceivedFrame[] | undefined> {
-    try {
-      await this.writing;
-      await this.flush();
-      await this.fh.sync();
-    } finally {
-      await this.fh.close();
+  private async settle(): Promise<void> {
+    await Promise.all(this.writing);
+    if (this.failure) throw this.failure;
+  }
+
+  private async write(buf: Buffer, at: number): Promise<void> {
+    if (this.direct && this.useDirect) {
+      try {
+        return await writeFully(this.direct, buf, at);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EINVAL") throw err;
+        this.useDirect = false; // opened for direct I/O, yet its writes are refused
+      }
     }
-    return this.frames;
+    await writeFully(this.fh, buf, at);
+  }
+
+  /** Makes the file durable and closes it. */
+  async finish(): Promise<RedoStaged> {
+    const bytes = this.bytes;
+    try {
+      if (this.filled > 0) await this.flush();
+      await this.settle();
+      await this.fh.datasync();
+    } catch (err) {
+      this.releaseFrames();
+      throw err;
+    } finally {
+      await this.close();
+    }
+    const frames = this.frames;
+    this.frames = undefined;
+    return { frames, bytes };
   }
 
   /** The cycle was rejected: nothing of it stays. */
   async discard(): Promise<void> {
-    await this.writing.catch(() => undefined);
-    await this.fh.close().catch(() => undefined);
+    await this.settle().catch(() => undefined);
+    this.releaseFrames();
+    await this.close();
     await rm(this.file, { force: true });
+  }
+
+  private releaseFrames(): void {
+    for (const f of this.frames ?? []) f.release?.();
+    this.frames = undefined;
+  }
+
+  private async close(): Promise<void> {
+    if (this.stage) this.buffers.release(this.stage);
+    this.stage = undefined;
+    await this.fh.close().catch(() => undefined);
+    await this.direct?.close().catch(() => undefined);
   }
 }

@@ -14,12 +14,16 @@ import { hourSlot, nowIso } from "../util/clock.js";
 import { failpoint } from "../util/failpoints.js";
 import { DiskWriter } from "./apply.js";
 import type { CodecPool } from "./codec-pool.js";
+import type { BufferPool } from "../util/buffer-pool.js";
 import { encodeFrame, FLAG_ZSTD, FrameError, readFrames, type CycleMarks } from "./frames.js";
 import { receiveCycle, type ReceivedFrame } from "./receiver.js";
 import type { RecoveryHistory, Range } from "./recovery/recovery-history.js";
-import { RedoWriter } from "./redo-log.js";
+import { RedoWriter, type RedoStaged } from "./redo-log.js";
 import type { Peer } from "./replica-store.js";
 import { ackMac } from "./stream-auth.js";
+
+/** Pooled buffer memory kept idle between cycles (the rest of a large cycle's is given back). */
+const KEEP_IDLE_BYTES = 32 * 1024 * 1024;
 
 export interface CycleAck {
   relationshipId: string;
@@ -93,11 +97,12 @@ export class CycleIntake {
         const stagingDir = join(rec.storageDir, ".staging");
         await mkdir(stagingDir, { recursive: true });
         const file = join(stagingDir, `cycle-${seq}.redo`);
-        const redo = await RedoWriter.create(file);
-        let frames: ReceivedFrame[] | undefined;
+        const buffers = this.ctx.pool.buffers;
+        const redo = await RedoWriter.create(file, buffers);
+        let staged: RedoStaged;
         const ranges: Range[] = [];
         try {
-          result = await receiveCycle(source, expect, async (f) => {
+          result = await receiveCycle(source, { ...expect, payloads: buffers }, async (f) => {
             if (redo.bytes > 0) failpoint("replica.receive-mid");
             ranges.push({ disk: f.header.disk, offset: f.header.offset, length: f.header.length });
             // Staged decompressed: data that cannot be decoded is rejected now, before
@@ -105,23 +110,30 @@ export class CycleIntake {
             if (!(f.header.flags & FLAG_ZSTD)) return redo.add(f);
             let payload: Buffer;
             try {
-              payload = this.ctx.pool.decode(f.payload, f.header.length);
+              payload = this.ctx.pool.decode(f.payload, f.header.length, buffers);
             } catch (err) {
               throw new FrameError(`frame ${f.header.index} does not decompress: ${(err as Error).message}`);
+            } finally {
+              f.release?.();
             }
             const header = { ...f.header, flags: f.header.flags & ~FLAG_ZSTD, payloadLength: payload.length };
-            return redo.add({ header, headerBuf: encodeFrame(header, payload), payload });
+            return redo.add({ header, headerBuf: encodeFrame(header, payload), payload, release: () => buffers.release(payload) });
           });
           if (Boolean(result.marks.resync) !== resync) throw new FrameError("the stream's resynchronization mark does not match the request: misdirected or altered data");
-          frames = await redo.finish();
+          staged = await redo.finish();
         } catch (err) {
           await redo.discard();
           throw err;
         }
-        rec = { ...rec, staged: { seq, file, marks: result.marks } };
-        this.saveDuringCycle(rec);
+        rec = { ...rec, staged: { seq, file, bytes: staged.bytes, marks: result.marks } };
+        try {
+          this.saveDuringCycle(rec);
+        } catch (err) {
+          for (const f of staged.frames ?? []) f.release?.();
+          throw err;
+        }
         failpoint("replica.after-staged");
-        await this.applyStaged(rec, frames, ranges);
+        await this.applyStaged(rec, staged.frames, ranges);
       }
       const appliedAt = nowIso();
       const latency = Date.now() - started;
@@ -171,6 +183,9 @@ export class CycleIntake {
       });
       if (err instanceof FrameError) throw new AgentError(422, "CYCLE_REJECTED", message);
       throw err;
+    } finally {
+      // A large cycle kept its frames in memory: let most of that go again.
+      this.ctx.pool.buffers.trim(KEEP_IDLE_BYTES);
     }
   }
 
@@ -189,27 +204,30 @@ export class CycleIntake {
 
   /**
    * Applies a staged cycle (again, after a crash) and clears the staged mark: from the frames
-   * still in memory when given, else from the redo file.
+   * still in memory when given (it takes them), else from the redo file.
    */
   async applyStaged(rec: ReplicaRecord, frames?: ReceivedFrame[], ranges?: Range[]): Promise<void> {
     const staged = rec.staged!;
-    const history = await this.ctx.history(rec);
-    // A resynchronization deletes the points instead (they no longer describe a history).
-    const forPoints = !staged.marks?.resync;
-    if (history.recording(forPoints)) {
-      // Before-images first, durably: only then may the new data overwrite them.
-      ranges ??= await rangesOf(staged.file);
-      await history.beforeApply(ranges, forPoints);
-    }
-    const writer = await DiskWriter.open(this.ctx.diskPaths(rec), this.ctx.pool, false);
+    let writer: DiskWriter | undefined;
+    let handed = 0;
     try {
-      let n = 0;
-      for await (const f of frames ?? readFrames(createReadStream(staged.file, { highWaterMark: 1024 * 1024 }))) {
-        if (++n === 2) failpoint("replica.apply-mid");
+      const history = await this.ctx.history(rec);
+      // A resynchronization deletes the points instead (they no longer describe a history).
+      const forPoints = !staged.marks?.resync;
+      if (history.recording(forPoints)) {
+        // Before-images first, durably: only then may the new data overwrite them.
+        ranges ??= await rangesOf(staged);
+        await history.beforeApply(ranges, forPoints);
+      }
+      writer = await DiskWriter.open(this.ctx.diskPaths(rec), this.ctx.pool, false);
+      for await (const f of frames ?? stagedFrames(staged, this.ctx.pool.buffers)) {
+        if (++handed === 2) failpoint("replica.apply-mid");
         await writer.write(f);
       }
     } catch (err) {
-      await writer.abort();
+      // Frames the writer did not take go back to the pool.
+      for (const f of frames?.slice(handed) ?? []) f.release?.();
+      await writer?.abort();
       throw err;
     }
     await writer.finish();
@@ -270,9 +288,16 @@ export class CycleIntake {
   }
 }
 
+/** The frames of a redo file (up to its recorded length: the rest is padding), payloads pooled when a pool is given. */
+function stagedFrames(staged: NonNullable<ReplicaRecord["staged"]>, payloads?: BufferPool): AsyncGenerator<ReceivedFrame> {
+  if (staged.bytes === 0) return readFrames((async function* () {})(), payloads);
+  const range = staged.bytes === undefined ? {} : { end: staged.bytes - 1 };
+  return readFrames(createReadStream(staged.file, { highWaterMark: 1024 * 1024, ...range }), payloads);
+}
+
 /** The disk ranges a staged cycle writes, read back from its redo file. */
-async function rangesOf(file: string): Promise<Range[]> {
+async function rangesOf(staged: NonNullable<ReplicaRecord["staged"]>): Promise<Range[]> {
   const ranges: Range[] = [];
-  for await (const f of readFrames(createReadStream(file, { highWaterMark: 1024 * 1024 }))) ranges.push({ disk: f.header.disk, offset: f.header.offset, length: f.header.length });
+  for await (const f of stagedFrames(staged)) ranges.push({ disk: f.header.disk, offset: f.header.offset, length: f.header.length });
   return ranges;
 }

@@ -255,14 +255,16 @@ describe("cycleStream → receiveCycle", () => {
         // collect() copies each chunk before asking for the next, as PeerClient.stream is done with it.
         const reused = await collect(cycleStream(memCycle(disks), own, sendOpts(4, compress, { chunkBytes: 64 * 1024, reuseBuffers: true }), newStats()));
         expect(reused.equals(plain)).toBe(true);
-        expect(own.buffers.allocated).toBeGreaterThan(0);
-        expect(own.buffers.available).toBe(own.buffers.allocated);
+        for (const pool of [own.sharedBuffers, own.buffers]) {
+          expect(pool.bytes.allocated).toBeGreaterThan(0);
+          expect(pool.bytes.idle).toBe(pool.bytes.allocated);
+        }
       }
       // A consumer that stops early (an error, an abort) still gets every buffer back to the pool.
       const stream = cycleStream(memCycle(mixedDisks(18)), own, sendOpts(5, false, { chunkBytes: 64 * 1024, reuseBuffers: true }), newStats());
       let n = 0;
       for await (const _ of stream) if (++n === 5) break;
-      expect(own.buffers.available).toBe(own.buffers.allocated);
+      for (const pool of [own.sharedBuffers, own.buffers]) expect(pool.bytes.idle).toBe(pool.bytes.allocated);
     } finally {
       await own.close();
     }

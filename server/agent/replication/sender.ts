@@ -4,8 +4,9 @@
  * chunks are prepared ahead (reading, compressing and sending overlap).
  */
 import type { FrozenCycle } from "../hypervisor/types.js";
+import type { BufferPool } from "../util/buffer-pool.js";
 import type { CodecPool, EncodedPiece } from "./codec-pool.js";
-import { encodeFrame, FLAG_ZSTD, FrameType, type CycleMarks, type EndPayload } from "./frames.js";
+import { encodeFrame, FLAG_ZSTD, FrameType, HEADER_SIZE, type CycleMarks, type EndPayload } from "./frames.js";
 import { endMacInput, streamMac, type StreamAuth } from "./stream-auth.js";
 
 export interface SendOptions {
@@ -42,9 +43,13 @@ interface Chunk {
   disk: number;
   compressed: boolean;
   pieces: Promise<EncodedPiece[]>;
-  /** The pooled buffers the chunk was read and compressed into, released once its frames are consumed. */
-  buffers: Buffer[];
+  /** The pooled buffers the chunk was read, compressed and packed into, released once its frames are consumed. */
+  buffers: [BufferPool, Buffer][];
 }
+
+/** Frames with payloads up to this size are packed into PACK_BYTES buffers, written together. */
+const PACK_BELOW = 256 * 1024;
+const PACK_BYTES = 1024 * 1024;
 
 /** After a chunk that did not compress at all, this many are sent without trying. */
 const INCOMPRESSIBLE_SKIP = 15;
@@ -70,8 +75,8 @@ export async function* cycleStream(cycle: FrozenCycle, pool: CodecPool, opts: Se
         blocks = 0;
         const compress = opts.compress && skipCompression === 0;
         if (skipCompression > 0) skipCompression--;
-        const buffer = opts.reuseBuffers ? pool.buffers.acquire(bytes) : undefined;
-        const compressed = opts.reuseBuffers && compress ? pool.buffers.acquire(bytes) : undefined;
+        const buffer = opts.reuseBuffers ? pool.sharedBuffers.acquire(bytes) : undefined;
+        const compressed = opts.reuseBuffers && compress ? pool.sharedBuffers.acquire(bytes) : undefined;
         let at = 0;
         const reads = runs.map(([from, to]) => {
           const into = buffer?.subarray(at, (at += (to - from) * disk.blockSize));
@@ -79,7 +84,9 @@ export async function* cycleStream(cycle: FrozenCycle, pool: CodecPool, opts: Se
         });
         const pieces = Promise.all(reads).then((read) => pool.encode(read, disk.blockSize, compress, compressed));
         pieces.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
-        return { disk: disk.index, compressed: compress, pieces, buffers: [buffer, compressed].filter((b) => b !== undefined) };
+        const buffers: [BufferPool, Buffer][] = [];
+        for (const b of [buffer, compressed]) if (b) buffers.push([pool.sharedBuffers, b]);
+        return { disk: disk.index, compressed: compress, pieces, buffers };
       };
       for (const run of disk.runs(maxBlocks)) {
         if (blocks + run[1] - run[0] > maxBlocks) yield flush();
@@ -109,25 +116,50 @@ export async function* cycleStream(cycle: FrozenCycle, pool: CodecPool, opts: Se
       if (!chunk) break;
       const pieces = await chunk.pieces;
       if (chunk.compressed && pieces.some((p) => !p.zero) && !pieces.some((p) => p.compressed)) skipCompression = INCOMPRESSIBLE_SKIP;
+      // Small frames are packed together into one write (each write costs a TLS record and a
+      // round through the event loop); a large payload goes out as it is, without a copy.
+      const out: Buffer[] = [];
+      let batch: Buffer | undefined;
+      let filled = 0;
+      const closeBatch = () => {
+        if (batch && filled > 0) out.push(batch.subarray(0, filled));
+        batch = undefined;
+      };
       for (const p of pieces) {
         const type = p.zero ? FrameType.Zero : FrameType.Data;
-        const payload = p.payload ?? Buffer.alloc(0);
+        const payload = p.payload ? Buffer.from(p.payload.buffer, p.payload.byteOffset, p.payload.byteLength) : Buffer.alloc(0);
         const flags = p.compressed ? FLAG_ZSTD : 0;
         const header = encodeFrame({ type, flags, disk: chunk.disk, seq: opts.seq, index: index++, offset: p.offset, length: p.length }, payload);
-        yield emit(header);
-        if (payload.length) yield emit(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+        if (payload.length > PACK_BELOW) {
+          closeBatch();
+          out.push(header, payload);
+        } else {
+          if (batch && filled + HEADER_SIZE + payload.length > batch.length) closeBatch();
+          if (!batch) {
+            batch = opts.reuseBuffers ? pool.buffers.acquire(PACK_BYTES) : Buffer.allocUnsafe(PACK_BYTES);
+            if (opts.reuseBuffers) chunk.buffers.push([pool.buffers, batch]);
+            filled = 0;
+          }
+          filled += header.copy(batch, filled);
+          filled += payload.copy(batch, filled);
+        }
         if (!p.zero) stats.dataBytes += p.length;
-        stats.processedBytes = (stats.processedBytes ?? 0) + p.length;
       }
-      // The consumer asked for more: it is done with this chunk's buffer.
+      closeBatch();
+      for (const [i, buf] of out.entries()) {
+        yield emit(buf);
+        // Progress counts disk bytes whose frames went out (zero runs included).
+        if (i === out.length - 1) stats.processedBytes = (stats.processedBytes ?? 0) + pieces.reduce((n, p) => n + p.length, 0);
+      }
+      // The consumer asked for more: it is done with this chunk's buffers.
       queue.shift();
-      for (const b of chunk.buffers) pool.buffers.release(b);
+      for (const [from, b] of chunk.buffers) from.release(b);
     }
   } finally {
     // Stopped early (an error, an abort): reads still filling pooled buffers finish first.
     for (const chunk of queue) {
       await chunk.pieces.catch(() => undefined);
-      for (const b of chunk.buffers) pool.buffers.release(b);
+      for (const [from, b] of chunk.buffers) from.release(b);
     }
   }
   stats.frames = index;

@@ -87,7 +87,8 @@ export interface ReplicaRecord extends Common {
   /** Highest cycle applied to the replica disks; -1 before the initial copy completed. */
   lastAppliedSeq: number;
   /** A cycle made durable on the replica whose apply must be (re)done after a crash. */
-  staged: { seq: number; file: string; marks?: CycleMarks } | null;
+  /** A delta cycle made durable in its redo file and not yet applied (`bytes` of frames; older records: the whole file). */
+  staged: { seq: number; file: string; bytes?: number; marks?: CycleMarks } | null;
   /** Additional hourly recovery points to keep, as the primary last said (0: latest only). */
   recoveryHistory: number;
   /** Kept recovery points, oldest first; the disks themselves are the latest point. */

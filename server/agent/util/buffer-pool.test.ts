@@ -20,56 +20,74 @@ afterAll(async () => {
 });
 
 describe("BufferPool", () => {
-  it("reuses released buffers and makes new ones only when all are taken", () => {
-    const pool = new BufferPool(64 * KiB, 4);
-    const a = pool.acquire();
-    const b = pool.acquire();
+  it("reuses released buffers and grows only when a size class has none free", () => {
+    const pool = new BufferPool(1024 * KiB);
+    const a = pool.acquire(64 * KiB);
+    const b = pool.acquire(64 * KiB);
     expect(a.length).toBe(64 * KiB);
-    expect(a.buffer).toBe(b.buffer); // carved from one region
+    expect(a.buffer).toBe(b.buffer); // carved from one 1 MiB memory
+    expect(pool.bytes).toEqual({ allocated: 1024 * KiB, idle: 1024 * KiB - 128 * KiB });
     pool.release(a);
-    const c = pool.acquire();
-    expect(c.byteOffset).toBe(a.byteOffset);
-    for (let i = 0; i < 3; i++) pool.acquire();
-    expect(pool.allocated).toBe(8);
-    expect(pool.available).toBe(3);
+    expect(pool.acquire(64 * KiB).byteOffset).toBe(a.byteOffset);
+    for (let i = 0; i < 14; i++) pool.acquire(64 * KiB); // the memory's 16 buffers are all out
+    expect(pool.bytes.allocated).toBe(1024 * KiB);
+    pool.acquire(64 * KiB);
+    expect(pool.bytes.allocated).toBe(2048 * KiB);
   });
 
-  it("hands out shorter views of pooled buffers and takes them back", () => {
-    const pool = new BufferPool(64 * KiB, 1);
-    const part = pool.acquire(1000);
-    expect(part.length).toBe(1000);
-    pool.release(part);
-    expect(pool.available).toBe(1);
-    expect(pool.acquire().byteOffset).toBe(part.byteOffset);
+  it("serves each request from the smallest power-of-two class that holds it, from 4 KiB", () => {
+    const pool = new BufferPool(1024 * KiB);
+    const small = pool.acquire(100);
+    const page = pool.acquire(4 * KiB);
+    const odd = pool.acquire(300 * KiB);
+    expect([small.length, page.length, odd.length]).toEqual([100, 4 * KiB, 300 * KiB]);
+    expect(small.buffer).toBe(page.buffer); // both in the 4 KiB class
+    expect(odd.buffer).not.toBe(small.buffer); // the 512 KiB class
+    expect(pool.bytes.allocated).toBe(2048 * KiB);
+    for (const b of [small, page, odd]) pool.release(b);
+    expect(pool.bytes.idle).toBe(pool.bytes.allocated);
   });
 
   it("refuses a buffer released twice, and ignores buffers it never handed out", () => {
-    const pool = new BufferPool(64 * KiB, 2);
-    const a = pool.acquire();
+    const pool = new BufferPool();
+    const a = pool.acquire(8 * KiB);
     pool.release(a);
     expect(() => pool.release(a)).toThrow(/released twice/);
-    pool.release(Buffer.alloc(64 * KiB));
+    pool.release(Buffer.alloc(8 * KiB));
     pool.release(alignedBuffer(64 * KiB));
-    expect(pool.available).toBe(2);
+    expect(pool.bytes.idle).toBe(pool.bytes.allocated);
   });
 
-  it("gives a fresh aligned buffer for a request above its size, outside the pool", () => {
-    const pool = new BufferPool(64 * KiB, 2);
+  it("gives a fresh aligned buffer for a request above its largest class, outside the pool", () => {
+    const pool = new BufferPool(64 * KiB);
     const big = pool.acquire(200 * KiB);
     expect(big.length).toBe(200 * KiB);
     expect(isAligned(big)).toBe(true);
-    expect(pool.allocated).toBe(0);
+    expect(pool.bytes.allocated).toBe(0);
     pool.release(big);
-    expect(pool.available).toBe(0);
+    expect(pool.bytes.allocated).toBe(0);
   });
 
-  it("rejects a size that is not a multiple of 64 KiB", () => {
-    expect(() => new BufferPool(100_000)).toThrow(/64 KiB/);
+  it("trims memories that are wholly idle, down to what it is asked to keep, and none in use", () => {
+    const pool = new BufferPool(1024 * KiB);
+    const bufs = Array.from({ length: 6 }, () => pool.acquire(1024 * KiB));
+    expect(pool.bytes.allocated).toBe(6 * 1024 * KiB);
+    for (const b of bufs.slice(1)) pool.release(b);
+    pool.trim(2 * 1024 * KiB);
+    expect(pool.bytes).toEqual({ allocated: 3 * 1024 * KiB, idle: 2 * 1024 * KiB });
+    pool.trim(0);
+    expect(pool.bytes).toEqual({ allocated: 1024 * KiB, idle: 0 }); // the one in use stays
+    pool.release(bufs[0]!);
+    expect(pool.acquire(1024 * KiB).byteOffset).toBe(bufs[0]!.byteOffset);
+  });
+
+  it("rejects a largest size that is not a power of two", () => {
+    expect(() => new BufferPool(100_000)).toThrow(/power of two/);
   });
 
   it("knows which buffers are aligned: its own at 4 KiB multiples, nothing else", () => {
-    const pool = new BufferPool(64 * KiB, 2);
-    const a = pool.acquire();
+    const pool = new BufferPool();
+    const a = pool.acquire(64 * KiB);
     expect(isAligned(a)).toBe(true);
     expect(isAligned(a.subarray(ALIGN))).toBe(true);
     expect(isAligned(a.subarray(512))).toBe(false);
@@ -80,8 +98,8 @@ describe("BufferPool", () => {
     const file = join(dir, "direct.img");
     const fh = await open(file, constants.O_RDWR | constants.O_CREAT | constants.O_DIRECT);
     try {
-      const pool = new BufferPool(64 * KiB, 4);
-      const bufs = [pool.acquire(), pool.acquire(), pool.acquire(), pool.acquire(), alignedBuffer(128 * KiB)];
+      const pool = new BufferPool(64 * KiB);
+      const bufs = [pool.acquire(64 * KiB), pool.acquire(64 * KiB), pool.acquire(16 * KiB), pool.acquire(4 * KiB), alignedBuffer(128 * KiB)];
       let pos = 0;
       const expected: Buffer[] = [];
       for (const [i, buf] of bufs.entries()) {

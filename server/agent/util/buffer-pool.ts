@@ -12,12 +12,15 @@ const WASM_PAGE = 64 * 1024;
 
 const alignedMemories = new WeakSet<ArrayBufferLike>();
 
-/** A fresh page-aligned buffer of at least `bytes` (rounded up to 64 KiB), not pooled. */
-export function alignedBuffer(bytes: number): Buffer {
+/**
+ * A fresh page-aligned buffer of `bytes` (its memory rounded up to 64 KiB), not pooled. Shared
+ * memory lets a worker thread (compression) read and write a view of it in place, where an
+ * ordinary buffer is copied whole into the worker, every other view of its memory with it;
+ * but copies into shared memory are slower, so memory that stays on one thread is not shared.
+ */
+export function alignedBuffer(bytes: number, shared = false): Buffer {
   const pages = Math.max(1, Math.ceil(bytes / WASM_PAGE));
-  // Shared: a worker thread (compression) reads a view of it in place, where an ordinary
-  // buffer would be copied whole into the worker, every pooled buffer of its region with it.
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared });
   alignedMemories.add(memory.buffer);
   return Buffer.from(memory.buffer, 0, bytes);
 }
@@ -27,61 +30,100 @@ export function isAligned(buf: Uint8Array): boolean {
   return alignedMemories.has(buf.buffer) && buf.byteOffset % ALIGN === 0;
 }
 
+const MIN_CLASS = ALIGN;
+const REGION_BYTES = 1024 * 1024;
+
+interface Slot {
+  buf: Buffer;
+  free: boolean;
+  region: Region;
+}
+
+interface Region {
+  slots: Map<number, Slot>;
+  classBytes: number;
+  freeSlots: number;
+}
+
+/**
+ * Buffers in power-of-two size classes from 4 KiB up to `maxBytes`, carved from shared
+ * WebAssembly memories of at least 1 MiB, each buffer reused once released. `trim` returns
+ * wholly idle memories to the system after a burst (a large cycle kept in memory).
+ */
 export class BufferPool {
-  private readonly free: Buffer[] = [];
-  /** Every pooled buffer by its memory and offset, and whether it is free. */
-  private readonly regions = new Map<ArrayBufferLike, Map<number, { buf: Buffer; free: boolean }>>();
-  private created = 0;
+  private readonly free = new Map<number, Slot[]>();
+  private readonly regions = new Map<ArrayBufferLike, Region>();
+  private allocated = 0;
+  private idle = 0;
 
-  /**
-   * @param size bytes of each pooled buffer, a multiple of 64 KiB
-   * @param perRegion buffers carved from one WebAssembly memory
-   */
   constructor(
-    readonly size: number,
-    private readonly perRegion = 8,
+    readonly maxBytes = 1024 * 1024,
+    /** Shared memory, for buffers worker threads use (see alignedBuffer). */
+    readonly shared = false,
   ) {
-    if (size <= 0 || size % WASM_PAGE !== 0) throw new Error(`buffer size ${size} is not a positive multiple of 64 KiB`);
+    if (maxBytes < MIN_CLASS || (maxBytes & (maxBytes - 1)) !== 0) throw new Error(`largest pooled buffer of ${maxBytes} bytes is not a power of two of at least 4 KiB`);
   }
 
-  /** Buffers made so far (the pool's high-water mark). */
-  get allocated(): number {
-    return this.created;
-  }
-
-  /** Buffers free for reuse (equal to `allocated` when everything was released). */
-  get available(): number {
-    return this.free.length;
+  /** Bytes of memory the pool holds, and how many of them are free for reuse. */
+  get bytes(): { allocated: number; idle: number } {
+    return { allocated: this.allocated, idle: this.idle };
   }
 
   /**
-   * A buffer of `bytes` (at most `size`: a pooled one, to release when done; larger: a fresh
-   * aligned one, for which release does nothing). Its contents are whatever was there.
+   * A page-aligned buffer of `bytes`: pooled up to `maxBytes` (release it when done), a fresh
+   * one above (release does nothing). Its contents are whatever was there.
    */
-  acquire(bytes = this.size): Buffer {
-    if (bytes > this.size) return alignedBuffer(bytes);
-    if (this.free.length === 0) {
-      const region = alignedBuffer(this.size * this.perRegion);
-      const slots = new Map<number, { buf: Buffer; free: boolean }>();
-      for (let i = 0; i < this.perRegion; i++) {
-        const buf = region.subarray(i * this.size, (i + 1) * this.size);
-        slots.set(buf.byteOffset, { buf, free: true });
-        this.free.push(buf);
-      }
-      this.regions.set(region.buffer, slots);
-      this.created += this.perRegion;
-    }
-    const buf = this.free.pop()!;
-    this.regions.get(buf.buffer)!.get(buf.byteOffset)!.free = false;
-    return bytes === this.size ? buf : buf.subarray(0, bytes);
+  acquire(bytes: number): Buffer {
+    if (bytes > this.maxBytes) return alignedBuffer(bytes, this.shared);
+    let classBytes = MIN_CLASS;
+    while (classBytes < bytes) classBytes *= 2;
+    let list = this.free.get(classBytes);
+    if (!list) this.free.set(classBytes, (list = []));
+    if (list.length === 0) this.grow(classBytes, list);
+    const slot = list.pop()!;
+    slot.free = false;
+    slot.region.freeSlots--;
+    this.idle -= classBytes;
+    return slot.buf.subarray(0, bytes);
   }
 
-  /** Gives back a buffer from acquire (or its start, as acquire returned it); others are ignored. */
+  private grow(classBytes: number, list: Slot[]): void {
+    const memory = alignedBuffer(Math.max(REGION_BYTES, classBytes), this.shared);
+    const region: Region = { slots: new Map(), classBytes, freeSlots: 0 };
+    for (let at = 0; at + classBytes <= memory.length; at += classBytes) {
+      const slot: Slot = { buf: memory.subarray(at, at + classBytes), free: true, region };
+      region.slots.set(memory.byteOffset + at, slot);
+      list.push(slot);
+      region.freeSlots++;
+    }
+    this.regions.set(memory.buffer, region);
+    this.allocated += memory.length;
+    this.idle += memory.length;
+  }
+
+  /** Gives back a buffer from acquire; buffers the pool did not hand out are ignored. */
   release(buf: Uint8Array): void {
-    const slot = this.regions.get(buf.buffer)?.get(buf.byteOffset);
-    if (!slot) return;
+    const region = this.regions.get(buf.buffer);
+    const slot = region?.slots.get(buf.byteOffset);
+    if (!region || !slot) return;
     if (slot.free) throw new Error("a pooled buffer was released twice");
     slot.free = true;
-    this.free.push(slot.buf);
+    region.freeSlots++;
+    this.idle += region.classBytes;
+    this.free.get(region.classBytes)!.push(slot);
+  }
+
+  /** Lets go of memories none of whose buffers are in use, until at most `keepIdleBytes` stay idle. */
+  trim(keepIdleBytes: number): void {
+    for (const [memory, region] of this.regions) {
+      if (this.idle <= keepIdleBytes) return;
+      if (region.freeSlots !== region.slots.size) continue;
+      this.regions.delete(memory);
+      const list = this.free.get(region.classBytes)!;
+      this.free.set(region.classBytes, list.filter((s) => s.region !== region));
+      const bytes = region.slots.size * region.classBytes;
+      this.allocated -= bytes;
+      this.idle -= bytes;
+    }
   }
 }
