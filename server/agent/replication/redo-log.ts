@@ -42,15 +42,16 @@ export class RedoWriter {
     private readonly fh: FileHandle,
     private readonly direct: FileHandle | undefined,
     private readonly buffers: BufferPool,
+    private readonly keepInMemoryBytes: number,
   ) {
     this.useDirect = Boolean(direct);
     this.stage = buffers.acquire(STAGE_BYTES);
   }
 
-  static async create(file: string, buffers: BufferPool): Promise<RedoWriter> {
+  static async create(file: string, buffers: BufferPool, keepInMemoryBytes = KEEP_IN_MEMORY_BYTES): Promise<RedoWriter> {
     const fh = await open(file, "w");
     const direct = await open(file, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined);
-    return new RedoWriter(file, fh, direct, buffers);
+    return new RedoWriter(file, fh, direct, buffers, keepInMemoryBytes);
   }
 
   get bytes(): number {
@@ -68,7 +69,7 @@ export class RedoWriter {
     }
     if (this.frames) {
       this.frameBytes += f.payload.length;
-      if (this.frameBytes <= KEEP_IN_MEMORY_BYTES) return void this.frames.push(f);
+      if (this.frameBytes <= this.keepInMemoryBytes) return void this.frames.push(f);
       // Too large to keep: applying will read the file back.
       for (const kept of this.frames) kept.release?.();
       this.frames = undefined;
