@@ -42,6 +42,8 @@ export function splitZeroRuns(buf: Buffer, blockSize: number): { zero: boolean; 
   return out;
 }
 
+const KEEP_IDLE_BYTES = 32 * 1024 * 1024;
+
 /** Frames are cut at 1 MiB of disk data; pooled buffers hold one frame's payload. */
 export const FRAME_BUFFER_BYTES = 1024 * 1024;
 
@@ -106,6 +108,12 @@ export class CodecPool {
       throw err;
     }
     return out;
+  }
+
+  /** After a cycle: lets go of buffer memory beyond 32 MiB idle in each pool (a large cycle's). */
+  trimBuffers(): void {
+    this.buffers.trim(KEEP_IDLE_BYTES);
+    this.sharedBuffers.trim(KEEP_IDLE_BYTES);
   }
 
   async close(): Promise<void> {

@@ -22,9 +22,6 @@ import { RedoWriter, type RedoStaged } from "./redo-log.js";
 import type { Peer } from "./replica-store.js";
 import { ackMac } from "./stream-auth.js";
 
-/** Pooled buffer memory kept idle between cycles (the rest of a large cycle's is given back). */
-const KEEP_IDLE_BYTES = 32 * 1024 * 1024;
-
 export interface CycleAck {
   relationshipId: string;
   seq: number;
@@ -185,7 +182,7 @@ export class CycleIntake {
       throw err;
     } finally {
       // A large cycle kept its frames in memory: let most of that go again.
-      this.ctx.pool.buffers.trim(KEEP_IDLE_BYTES);
+      this.ctx.pool.trimBuffers();
     }
   }
 

@@ -161,6 +161,7 @@ export async function* cycleStream(cycle: FrozenCycle, pool: CodecPool, opts: Se
       await chunk.pieces.catch(() => undefined);
       for (const [from, b] of chunk.buffers) from.release(b);
     }
+    pool.trimBuffers();
   }
   stats.frames = index;
   const end: EndPayload = { frames: index, dataBytes: stats.dataBytes, relationshipId: opts.relationshipId, base: opts.base, marks: opts.marks, mac: null };
