@@ -7,10 +7,9 @@
  * the last buffer is padded to a whole block, so `bytes` says where the frames end. A cycle of
  * up to 128 MiB also keeps its frames in memory, so that applying it does not read it back.
  */
-import { constants } from "node:fs";
-import { open, rm, type FileHandle } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { ALIGN, type BufferPool } from "../util/buffer-pool.js";
-import { writeFully } from "../util/files.js";
+import { DirectFile } from "../util/direct-file.js";
 import type { ReceivedFrame } from "./receiver.js";
 
 const STAGE_BYTES = 1024 * 1024;
@@ -32,26 +31,21 @@ export class RedoWriter {
   private filled = 0;
   private frames: ReceivedFrame[] | undefined = [];
   private frameBytes = 0;
-  private useDirect: boolean;
   /** Writes in flight: receiving goes on while they run (direct writes wait for the disk). */
   private readonly writing = new Set<Promise<void>>();
   private failure: unknown;
 
   private constructor(
     readonly file: string,
-    private readonly fh: FileHandle,
-    private readonly direct: FileHandle | undefined,
+    private readonly out: DirectFile,
     private readonly buffers: BufferPool,
     private readonly keepInMemoryBytes: number,
   ) {
-    this.useDirect = Boolean(direct);
     this.stage = buffers.acquire(STAGE_BYTES);
   }
 
   static async create(file: string, buffers: BufferPool, keepInMemoryBytes = KEEP_IN_MEMORY_BYTES): Promise<RedoWriter> {
-    const fh = await open(file, "w");
-    const direct = await open(file, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined);
-    return new RedoWriter(file, fh, direct, buffers, keepInMemoryBytes);
+    return new RedoWriter(file, await DirectFile.open(file, "w"), buffers, keepInMemoryBytes);
   }
 
   get bytes(): number {
@@ -98,7 +92,8 @@ export class RedoWriter {
     this.pos += this.filled;
     this.stage = this.buffers.acquire(STAGE_BYTES);
     this.filled = 0;
-    const write: Promise<void> = this.write(buf.subarray(0, length), at)
+    const write: Promise<void> = this.out
+      .write(buf.subarray(0, length), at)
       .catch((err) => {
         this.failure ??= err;
       })
@@ -114,25 +109,13 @@ export class RedoWriter {
     if (this.failure) throw this.failure;
   }
 
-  private async write(buf: Buffer, at: number): Promise<void> {
-    if (this.direct && this.useDirect) {
-      try {
-        return await writeFully(this.direct, buf, at);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EINVAL") throw err;
-        this.useDirect = false; // opened for direct I/O, yet its writes are refused
-      }
-    }
-    await writeFully(this.fh, buf, at);
-  }
-
   /** Makes the file durable and closes it. */
   async finish(): Promise<RedoStaged> {
     const bytes = this.bytes;
     try {
       if (this.filled > 0) await this.flush();
       await this.settle();
-      await this.fh.datasync();
+      await this.out.fh.datasync();
     } catch (err) {
       this.releaseFrames();
       throw err;
@@ -160,7 +143,6 @@ export class RedoWriter {
   private async close(): Promise<void> {
     if (this.stage) this.buffers.release(this.stage);
     this.stage = undefined;
-    await this.fh.close().catch(() => undefined);
-    await this.direct?.close().catch(() => undefined);
+    await this.out.close();
   }
 }
