@@ -164,6 +164,28 @@ describe("readFrames", () => {
     expect(pool.bytes).toEqual({ allocated: 1024 * 1024, idle: 1024 * 1024 });
   });
 
+  it("with a pool, is done with each chunk when it asks for the next: a source may reuse one buffer", async () => {
+    const { wire, frames } = sampleStream();
+    for (const size of [1, 7, 48, 100, 4096]) {
+      const reused = Buffer.alloc(size);
+      async function* source(): AsyncGenerator<Buffer> {
+        for (let at = 0; at < wire.length; at += size) {
+          const n = wire.copy(reused, 0, at, at + size);
+          yield reused.subarray(0, n);
+          reused.fill(0xee); // overwritten once the reader asked for more
+        }
+      }
+      const pool = new BufferPool();
+      const got: { header: FrameHeader; payload: Buffer }[] = [];
+      for await (const f of readFrames(source(), pool)) {
+        got.push({ header: f.header, payload: Buffer.from(f.payload) });
+        f.release?.();
+      }
+      checkFrames(got, frames);
+      expect(pool.bytes.idle).toBe(pool.bytes.allocated);
+    }
+  });
+
   it("gives a pooled buffer back when its frame fails verification", async () => {
     const { wire } = sampleStream();
     const bad = Buffer.from(wire);

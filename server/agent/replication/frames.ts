@@ -131,30 +131,18 @@ export interface ReadFrame {
 /**
  * Reads whole frames from a byte stream, verifying each checksum as it arrives. With a pool,
  * each payload is gathered into one of its page-aligned buffers (direct I/O can write it),
- * which the consumer releases when done with it.
+ * which the consumer releases when done with it; and every chunk of the source has been copied
+ * from by the time the next one is asked for, so the source may reuse its buffers.
  */
 export async function* readFrames(source: AsyncIterable<Buffer>, payloads?: BufferPool): AsyncGenerator<ReadFrame> {
+  if (payloads) return yield* readFramesInto(source, payloads);
   let chunks: Buffer[] = [];
   let buffered = 0;
-  const take = (n: number, into?: Buffer): Buffer => {
-    let out: Buffer;
-    if (into) {
-      let at = 0;
-      while (at < n) {
-        const c = chunks[0]!;
-        const part = Math.min(c.length, n - at);
-        c.copy(into, at, 0, part);
-        at += part;
-        if (part === c.length) chunks.shift();
-        else chunks[0] = c.subarray(part);
-      }
-      out = into;
-    } else {
-      const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, buffered);
-      out = all.subarray(0, n);
-      const rest = all.subarray(n);
-      chunks = rest.length ? [rest] : [];
-    }
+  const take = (n: number): Buffer => {
+    const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, buffered);
+    const out = all.subarray(0, n);
+    const rest = all.subarray(n);
+    chunks = rest.length ? [rest] : [];
     buffered -= n;
     return out;
   };
@@ -170,17 +158,52 @@ export async function* readFrames(source: AsyncIterable<Buffer>, payloads?: Buff
         header = decodeHeader(headerBuf);
       }
       if (buffered < header.payloadLength) break;
-      const pooled = payloads && header.payloadLength > 0 ? payloads.acquire(header.payloadLength) : undefined;
-      const payload = take(header.payloadLength, pooled);
-      try {
-        verifyFrame(headerBuf!, header, payload);
-      } catch (err) {
-        if (pooled) payloads!.release(pooled);
-        throw err;
-      }
-      yield pooled ? { header, headerBuf: headerBuf!, payload, release: () => payloads!.release(pooled) } : { header, headerBuf: headerBuf!, payload };
+      const payload = take(header.payloadLength);
+      verifyFrame(headerBuf!, header, payload);
+      yield { header, headerBuf: headerBuf!, payload };
       header = undefined;
     }
   }
   if (header || buffered > 0) throw new FrameError("stream ended inside a frame: the transfer was truncated");
+}
+
+/** readFrames with a pool: header and payload bytes are copied out of each chunk as it comes. */
+async function* readFramesInto(source: AsyncIterable<Buffer>, pool: BufferPool): AsyncGenerator<ReadFrame> {
+  let headerBuf = Buffer.alloc(HEADER_SIZE);
+  let headerBytes = 0;
+  let header: FrameHeader | undefined;
+  let payload: Buffer | undefined;
+  let payloadBytes = 0;
+  try {
+    for await (const chunk of source) {
+      for (let at = 0; at < chunk.length; ) {
+        if (!header) {
+          const n = chunk.copy(headerBuf, headerBytes, at, at + HEADER_SIZE - headerBytes);
+          headerBytes += n;
+          at += n;
+          if (headerBytes < HEADER_SIZE) break;
+          header = decodeHeader(headerBuf);
+          payload = header.payloadLength > 0 ? pool.acquire(header.payloadLength) : Buffer.alloc(0);
+          payloadBytes = 0;
+        }
+        const n = chunk.copy(payload!, payloadBytes, at, at + header.payloadLength - payloadBytes);
+        payloadBytes += n;
+        at += n;
+        if (payloadBytes < header.payloadLength) break;
+        verifyFrame(headerBuf, header, payload!);
+        const done = payload!;
+        const frame: ReadFrame = { header, headerBuf, payload: done };
+        if (done.length) frame.release = () => pool.release(done);
+        header = undefined;
+        payload = undefined;
+        headerBuf = Buffer.alloc(HEADER_SIZE);
+        headerBytes = 0;
+        yield frame;
+      }
+    }
+    if (header || headerBytes > 0) throw new FrameError("stream ended inside a frame: the transfer was truncated");
+  } finally {
+    // A frame cut short (an error, a truncated stream, a consumer that stopped) gives its buffer back.
+    if (payload?.length) pool.release(payload);
+  }
 }

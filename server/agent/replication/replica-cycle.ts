@@ -14,11 +14,12 @@ import { hourSlot, nowIso } from "../util/clock.js";
 import { failpoint } from "../util/failpoints.js";
 import { DiskWriter } from "./apply.js";
 import type { CodecPool } from "./codec-pool.js";
-import type { BufferPool } from "../util/buffer-pool.js";
+import { BufferPool } from "../util/buffer-pool.js";
+import { readFileChunks } from "../util/direct-file.js";
 import { encodeFrame, FLAG_ZSTD, FrameError, readFrames, type CycleMarks } from "./frames.js";
 import { receiveCycle, type ReceivedFrame } from "./receiver.js";
 import type { RecoveryHistory, Range } from "./recovery/recovery-history.js";
-import { RedoWriter, type RedoStaged } from "./redo-log.js";
+import { RedoWriter } from "./redo-log.js";
 import type { Peer } from "./replica-store.js";
 import { ackMac } from "./stream-auth.js";
 
@@ -96,7 +97,7 @@ export class CycleIntake {
         const file = join(stagingDir, `cycle-${seq}.redo`);
         const buffers = this.ctx.pool.buffers;
         const redo = await RedoWriter.create(file, buffers);
-        let staged: RedoStaged;
+        let bytes: number;
         const ranges: Range[] = [];
         try {
           result = await receiveCycle(source, { ...expect, payloads: buffers }, async (f) => {
@@ -117,20 +118,15 @@ export class CycleIntake {
             return redo.add({ header, headerBuf: encodeFrame(header, payload), payload, release: () => buffers.release(payload) });
           });
           if (Boolean(result.marks.resync) !== resync) throw new FrameError("the stream's resynchronization mark does not match the request: misdirected or altered data");
-          staged = await redo.finish();
+          bytes = await redo.finish();
         } catch (err) {
           await redo.discard();
           throw err;
         }
-        rec = { ...rec, staged: { seq, file, bytes: staged.bytes, marks: result.marks } };
-        try {
-          this.saveDuringCycle(rec);
-        } catch (err) {
-          for (const f of staged.frames ?? []) f.release?.();
-          throw err;
-        }
+        rec = { ...rec, staged: { seq, file, bytes, marks: result.marks } };
+        this.saveDuringCycle(rec);
         failpoint("replica.after-staged");
-        await this.applyStaged(rec, staged.frames, ranges);
+        await this.applyStaged(rec, ranges);
       }
       const appliedAt = nowIso();
       const latency = Date.now() - started;
@@ -199,14 +195,11 @@ export class CycleIntake {
     return new Map(rec.disks.map((d) => [d.index, d.sizeBytes]));
   }
 
-  /**
-   * Applies a staged cycle (again, after a crash) and clears the staged mark: from the frames
-   * still in memory when given (it takes them), else from the redo file.
-   */
-  async applyStaged(rec: ReplicaRecord, frames?: ReceivedFrame[], ranges?: Range[]): Promise<void> {
+  /** Applies a staged cycle from its redo file (again, after a crash) and clears the staged mark. */
+  async applyStaged(rec: ReplicaRecord, ranges?: Range[]): Promise<void> {
     const staged = rec.staged!;
     let writer: DiskWriter | undefined;
-    let handed = 0;
+    let n = 0;
     try {
       const history = await this.ctx.history(rec);
       // A resynchronization deletes the points instead (they no longer describe a history).
@@ -217,13 +210,11 @@ export class CycleIntake {
         await history.beforeApply(ranges, forPoints);
       }
       writer = await DiskWriter.open(this.ctx.diskPaths(rec), this.ctx.pool, false);
-      for await (const f of frames ?? stagedFrames(staged, this.ctx.pool.buffers)) {
-        if (++handed === 2) failpoint("replica.apply-mid");
+      for await (const f of stagedFrames(staged, this.ctx.pool.buffers)) {
+        if (++n === 2) failpoint("replica.apply-mid");
         await writer.write(f);
       }
     } catch (err) {
-      // Frames the writer did not take go back to the pool.
-      for (const f of frames?.slice(handed) ?? []) f.release?.();
       await writer?.abort();
       throw err;
     }
@@ -285,16 +276,22 @@ export class CycleIntake {
   }
 }
 
-/** The frames of a redo file (up to its recorded length: the rest is padding), payloads pooled when a pool is given. */
+/**
+ * The frames of a redo file, payloads pooled when a pool is given: up to its recorded length
+ * (the rest is padding), read with direct I/O as it was written; a record from before lengths
+ * were recorded reads the whole file through the page cache.
+ */
 function stagedFrames(staged: NonNullable<ReplicaRecord["staged"]>, payloads?: BufferPool): AsyncGenerator<ReceivedFrame> {
-  if (staged.bytes === 0) return readFrames((async function* () {})(), payloads);
-  const range = staged.bytes === undefined ? {} : { end: staged.bytes - 1 };
-  return readFrames(createReadStream(staged.file, { highWaterMark: 1024 * 1024, ...range }), payloads);
+  if (staged.bytes === undefined) return readFrames(createReadStream(staged.file, { highWaterMark: 1024 * 1024 }), payloads);
+  return readFrames(readFileChunks(staged.file, staged.bytes), payloads ?? new BufferPool());
 }
 
 /** The disk ranges a staged cycle writes, read back from its redo file. */
 async function rangesOf(staged: NonNullable<ReplicaRecord["staged"]>): Promise<Range[]> {
   const ranges: Range[] = [];
-  for await (const f of stagedFrames(staged)) ranges.push({ disk: f.header.disk, offset: f.header.offset, length: f.header.length });
+  for await (const f of stagedFrames(staged)) {
+    ranges.push({ disk: f.header.disk, offset: f.header.offset, length: f.header.length });
+    f.release?.();
+  }
   return ranges;
 }

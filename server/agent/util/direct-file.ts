@@ -6,7 +6,7 @@
  */
 import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
-import { ALIGN, isAligned } from "./buffer-pool.js";
+import { ALIGN, alignedBuffer, isAligned } from "./buffer-pool.js";
 import { writeFully } from "./files.js";
 
 export class DirectFile {
@@ -44,5 +44,49 @@ export class DirectFile {
   async close(): Promise<void> {
     await this.fh.close().catch(() => undefined);
     await this.direct?.close().catch(() => undefined);
+  }
+}
+
+const READ_BYTES = 1024 * 1024;
+
+/**
+ * The first `bytes` of a file, read with direct I/O where the filesystem allows it (past the page
+ * cache, as it was written), in chunks of up to 1 MiB, the next read under way while a chunk is
+ * consumed. Two buffers take turns: a chunk is overwritten once the consumer asked for the one
+ * after it (readFrames with a pool is done with each chunk by then).
+ */
+export async function* readFileChunks(path: string, bytes: number): AsyncGenerator<Buffer> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, constants.O_RDONLY | constants.O_DIRECT);
+  } catch {
+    fh = await open(path, "r");
+  }
+  // A block more: a read through the page cache may stop short of a block, the next asks for whole ones.
+  const buffers = [alignedBuffer(READ_BYTES + ALIGN), alignedBuffer(READ_BYTES + ALIGN)];
+  // Whole blocks at block offsets: the file is padded to a block, or ends where a direct read may stop short.
+  const readAt = async (buf: Buffer, at: number): Promise<Buffer> => {
+    const want = Math.min(READ_BYTES, bytes - at);
+    let got = 0;
+    while (got < want) {
+      const { bytesRead } = await fh.read(buf, got, Math.ceil((want - got) / ALIGN) * ALIGN, at + got);
+      if (bytesRead === 0) throw new Error(`${path} ends at ${at + got} bytes, before the ${bytes} expected`);
+      got += bytesRead;
+    }
+    return buf.subarray(0, want);
+  };
+  let next = bytes > 0 ? readAt(buffers[0]!, 0) : undefined;
+  try {
+    let turn = 0;
+    for (let at = 0; next; at += READ_BYTES) {
+      const chunk = await next;
+      turn ^= 1;
+      next = at + READ_BYTES < bytes ? readAt(buffers[turn]!, at + READ_BYTES) : undefined;
+      next?.catch(() => undefined); // awaited at the next turn
+      yield chunk;
+    }
+  } finally {
+    await next?.catch(() => undefined); // a read under way still fills a buffer
+    await fh.close();
   }
 }
