@@ -5,7 +5,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import type { BufferPool } from "../util/buffer-pool.js";
-import { EndPayload, FLAG_ZSTD, FrameError, FrameType, readFrames, type CycleMarks, type ReadFrame } from "./frames.js";
+import { EndPayload, FLAG_ZSTD, FrameError, FrameType, MAX_PAYLOAD, readFrames, type CycleMarks, type ReadFrame } from "./frames.js";
 import { endMacInput, streamMac, type StreamAuth } from "./stream-auth.js";
 
 export interface ReceiveExpectations {
@@ -81,6 +81,10 @@ export async function receiveCycle(
     if (h.type !== FrameType.Data && h.type !== FrameType.Zero) throw new FrameError(`unknown frame type ${h.type}`);
     if (h.offset % blockSize !== 0 || h.length % blockSize !== 0 || h.length === 0 || h.offset + h.length > size) {
       throw new FrameError(`frame range ${h.offset}+${h.length} is misaligned or outside disk ${h.disk} (${size} bytes)`);
+    }
+    // A compressed frame is decoded into memory of the size it claims: no more than a payload may hold.
+    if (h.type === FrameType.Data && h.length > MAX_PAYLOAD) {
+      throw new FrameError(`data frame covers ${h.length} bytes, more than the ${MAX_PAYLOAD} a frame may carry`);
     }
     if (h.type === FrameType.Data && (h.flags & FLAG_ZSTD) === 0 && h.payloadLength !== h.length) {
       throw new FrameError(`uncompressed frame carries ${h.payloadLength} bytes for a ${h.length}-byte range`);

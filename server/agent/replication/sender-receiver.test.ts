@@ -8,7 +8,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { FrozenCycle, FrozenDisk } from "../hypervisor/types.js";
 import { Bitmap } from "../tracking/bitmap.js";
 import { CodecPool } from "./codec-pool.js";
-import { encodeFrame, FLAG_ZSTD, FrameError, FrameType, HEADER_SIZE } from "./frames.js";
+import { compress } from "zstd-napi";
+import { encodeFrame, FLAG_ZSTD, FrameError, FrameType, HEADER_SIZE, MAX_PAYLOAD } from "./frames.js";
 import { receiveCycle, type ReceivedFrame, type ReceiveExpectations, type ReceiveResult } from "./receiver.js";
 import { cycleStream, type SendOptions, type SendStats } from "./sender.js";
 import type { StreamAuth } from "./stream-auth.js";
@@ -359,6 +360,15 @@ describe("stream integrity", () => {
     }
     // The untouched stream is accepted, so the rejections above are due to the edits.
     expect(await receiveError(frames, expectations(disks, 6))).toBeUndefined();
+  });
+
+  it("a compressed frame that claims more than a frame may carry is rejected before anything is decoded", async () => {
+    const d = makeDisk(0, 4096, new Array<Kind>(2048).fill("zero"), 25); // 8 MiB
+    const payload = compress(Buffer.alloc(MAX_PAYLOAD + 4096));
+    const header = encodeFrame({ type: FrameType.Data, flags: FLAG_ZSTD, disk: 0, seq: 2, index: 0, offset: 0, length: MAX_PAYLOAD + 4096 }, payload);
+    const err = await receiveError([Buffer.concat([header, payload])], expectations([d], 2));
+    expect(err).toBeInstanceOf(FrameError);
+    expect((err as Error).message).toMatch(/more than the 4194304 a frame may carry/);
   });
 
   it("a stream without its end frame, or for another cycle, relationship, base or disk set is rejected", async () => {
