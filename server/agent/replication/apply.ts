@@ -6,13 +6,14 @@
  * (measured here: 2 GiB written in 1.7–2.7 s direct, 12–22 s through the cache), and leave the
  * cache to what the host actually reads.
  */
+import { alignedBuffer } from "../util/buffer-pool.js";
 import { DirectFile } from "../util/direct-file.js";
-import { writeFully } from "../util/files.js";
 import type { CodecPool } from "./codec-pool.js";
 import { FLAG_ZSTD, FrameError, FrameType } from "./frames.js";
 import type { ReceivedFrame } from "./receiver.js";
 
-const ZEROS = Buffer.alloc(1024 * 1024);
+/** Zeros in aligned memory (a fresh WebAssembly memory is zeroed), so that zero runs go direct too. */
+const ZEROS = alignedBuffer(1024 * 1024);
 /** Direct writes wait for the disk: enough in flight to keep it busy (agents get 16 I/O threads: agent-process.ts). */
 const WRITES_IN_FLIGHT = 16;
 
@@ -56,7 +57,7 @@ export class DiskWriter {
     if (h.type === FrameType.Zero) {
       if (this.skipZeros) return;
       for (let done = 0; done < h.length; done += ZEROS.length) {
-        await writeFully(target.fh, ZEROS.subarray(0, Math.min(ZEROS.length, h.length - done)), h.offset + done);
+        await target.write(ZEROS.subarray(0, Math.min(ZEROS.length, h.length - done)), h.offset + done);
       }
       return;
     }

@@ -16,7 +16,6 @@ import type { ReceivedFrame } from "./receiver.js";
 const STAGE_BYTES = 1024 * 1024;
 const WRITES_IN_FLIGHT = 4;
 
-
 export class RedoWriter {
   /** File bytes handed to writes so far (whole stage buffers). */
   private pos = 0;
