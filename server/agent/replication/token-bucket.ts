@@ -46,14 +46,25 @@ export class TokenBucket {
 
 export const MiB = 1024 * 1024;
 
+/** Under a limit, chunks go out in pieces of at most this much, so the rate stays even. */
+const THROTTLED_PIECE = 64 * 1024;
+
 /**
  * Passes a byte stream through every bucket in `buckets()` (looked up per chunk, so limits
- * change live); `sent` hears each chunk as it is let through.
+ * change live); `sent` hears each piece as it is let through. Under a limit, a large chunk
+ * (the sender packs small frames into 1 MiB) goes out in pieces, the same memory in order.
  */
 export async function* throttled(source: AsyncIterable<Buffer>, buckets: () => TokenBucket[], sent: (bytes: number) => void): AsyncGenerator<Buffer> {
   for await (const chunk of source) {
-    for (const b of buckets()) await b.take(chunk.length);
-    sent(chunk.length);
-    yield chunk;
+    const limits = buckets();
+    const step = limits.length > 0 ? THROTTLED_PIECE : Math.max(1, chunk.length);
+    let at = 0;
+    do {
+      const piece = chunk.subarray(at, at + step);
+      for (const b of limits) await b.take(piece.length);
+      sent(piece.length);
+      yield piece;
+      at += step;
+    } while (at < chunk.length);
   }
 }
