@@ -4,6 +4,7 @@
  * (an unaligned tail, a filesystem that refuses direct I/O) goes through the cache. Linux keeps
  * the two coherent; `fdatasync` on either makes both durable.
  */
+import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { ALIGN, alignedBuffer, isAligned } from "./buffer-pool.js";
@@ -53,9 +54,10 @@ const READ_BYTES = 1024 * 1024;
  * The first `bytes` of a file, read with direct I/O where the filesystem allows it (past the page
  * cache, as it was written), in chunks of up to 1 MiB, the next read under way while a chunk is
  * consumed. Two buffers take turns: a chunk is overwritten once the consumer asked for the one
- * after it (readFrames with a pool is done with each chunk by then).
+ * after it (readFrames with a pool is done with each chunk by then). A file shorter than `bytes`
+ * is an error, or reads as zeros past its end with `zerosPastEnd`.
  */
-export async function* readFileChunks(path: string, bytes: number): AsyncGenerator<Buffer> {
+export async function* readFileChunks(path: string, bytes: number, zerosPastEnd = false): AsyncGenerator<Buffer> {
   let fh: FileHandle;
   try {
     fh = await open(path, constants.O_RDONLY | constants.O_DIRECT);
@@ -70,7 +72,11 @@ export async function* readFileChunks(path: string, bytes: number): AsyncGenerat
     let got = 0;
     while (got < want) {
       const { bytesRead } = await fh.read(buf, got, Math.ceil((want - got) / ALIGN) * ALIGN, at + got);
-      if (bytesRead === 0) throw new Error(`${path} ends at ${at + got} bytes, before the ${bytes} expected`);
+      if (bytesRead === 0) {
+        if (!zerosPastEnd) throw new Error(`${path} ends at ${at + got} bytes, before the ${bytes} expected`);
+        buf.fill(0, got, want); // a sparse image shorter than its disk reads as zeros
+        break;
+      }
       got += bytesRead;
     }
     return buf.subarray(0, want);
@@ -89,4 +95,11 @@ export async function* readFileChunks(path: string, bytes: number): AsyncGenerat
     await next?.catch(() => undefined); // a read under way still fills a buffer
     await fh.close();
   }
+}
+
+/** SHA-256 of a disk image's first `sizeBytes` (zeros past its end), read as readFileChunks reads. */
+export async function hashFile(path: string, sizeBytes: number): Promise<string> {
+  const h = createHash("sha256");
+  for await (const chunk of readFileChunks(path, sizeBytes, true)) h.update(chunk);
+  return h.digest("hex");
 }

@@ -1,7 +1,5 @@
-import { createHash } from "node:crypto";
-import { constants, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
-import { ALIGN, alignedBuffer } from "./buffer-pool.js";
 
 /** pread that fills the whole buffer (short reads past EOF of a sparse file give zeros). */
 export async function readFully(fh: FileHandle, buf: Buffer, position: number): Promise<Buffer> {
@@ -57,40 +55,3 @@ export function isZero(buf: Uint8Array): boolean {
   return true;
 }
 
-/**
- * SHA-256 of a disk image's first `sizeBytes` (zeros past its end), read with direct I/O:
- * replica disks are written past the page cache, and reading them through it would make the
- * kernel fill fresh pages for nothing. Undefined when the filesystem refuses direct I/O.
- */
-export async function hashFileDirect(path: string, sizeBytes: number): Promise<string | undefined> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, constants.O_RDONLY | constants.O_DIRECT);
-  } catch {
-    return undefined;
-  }
-  try {
-    const step = 4 * 1024 * 1024;
-    const buf = alignedBuffer(step);
-    const h = createHash("sha256");
-    for (let off = 0; off < sizeBytes; off += step) {
-      const want = Math.min(step, sizeBytes - off);
-      let got = 0;
-      while (got < want) {
-        // Whole blocks: a direct read may return fewer bytes only at the end of the file.
-        const ask = Math.ceil((want - got) / ALIGN) * ALIGN;
-        const { bytesRead } = await fh.read(buf, got, ask, off + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      if (got < want) buf.fill(0, got, want);
-      h.update(buf.subarray(0, want));
-    }
-    return h.digest("hex");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EINVAL") return undefined;
-    throw err;
-  } finally {
-    await fh.close();
-  }
-}
