@@ -3,6 +3,7 @@
  * the byte stream, and every kind of damage (payload, cycle, position, truncation, magic)
  * is a FrameError rather than silently accepted data.
  */
+import { PassThrough, Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import {
   decodeHeader,
@@ -244,5 +245,119 @@ describe("readFrames", () => {
 
   it("a stream that is not a replication stream at all is a FrameError", async () => {
     await expectFrameError([Buffer.from("HTTP/1.1 502 Bad Gateway\r\n\r\n<html>proxy error</html>...........")], /magic/);
+  });
+});
+
+describe("readFrames of a stream (a request body, parsed in its data events)", () => {
+  /** A stream fed from `chunks` as a socket would: written in, then ended (or not). */
+  function streamOf(chunks: Buffer[], end = true): PassThrough {
+    const s = new PassThrough();
+    for (const c of chunks) s.write(c);
+    if (end) s.end();
+    return s;
+  }
+
+  async function readStream(source: Readable, pool: BufferPool) {
+    const out: { header: FrameHeader; payload: Buffer }[] = [];
+    for await (const f of readFrames(source, pool)) {
+      out.push({ header: f.header, payload: Buffer.from(f.payload) });
+      f.release?.();
+    }
+    return out;
+  }
+
+  /** Frames of `size`-byte payloads, `count` of them, then an end frame. */
+  function bigStream(count: number, size: number): Buffer {
+    const parts: Buffer[] = [];
+    for (let i = 0; i < count; i++) parts.push(frame({ type: FrameType.Data, flags: 0, disk: 0, seq: 1, index: i, offset: i * size, length: size }, seededBytes(size, i)));
+    parts.push(frame({ type: FrameType.End, flags: 0, disk: 0, seq: 1, index: count, offset: 0, length: 0 }, Buffer.from("{}")));
+    return Buffer.concat(parts);
+  }
+
+  it("reads any chunking of the stream into aligned pooled buffers and gets every one back", async () => {
+    const { wire, frames } = sampleStream();
+    const pool = new BufferPool();
+    for (let seed = 1; seed <= 20; seed++) {
+      const next = rng(seed);
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < wire.length; ) {
+        const n = 1 + Math.floor(next() * 200);
+        chunks.push(wire.subarray(at, at + n));
+        at += n;
+      }
+      checkFrames(await readStream(streamOf(chunks), pool), frames);
+    }
+    expect(pool.bytes.idle).toBe(pool.bytes.allocated);
+  });
+
+  it("rejects a corrupted frame, gives every buffer back and reads no further", async () => {
+    const wire = bigStream(20, 64 * 1024);
+    const bad = Buffer.from(wire);
+    bad[3 * (HEADER_SIZE + 64 * 1024) + HEADER_SIZE + 5]! ^= 0x01; // frame 3's payload
+    const source = streamOf([bad.subarray(0, 8 * 64 * 1024), bad.subarray(8 * 64 * 1024)]);
+    const pool = new BufferPool();
+    await expect(readStream(source, pool)).rejects.toThrow(/checksum mismatch in frame 3/);
+    expect(pool.bytes.idle).toBe(pool.bytes.allocated);
+    expect(source.readableEnded).toBe(false);
+  });
+
+  it("a stream that closes before its end, or fails, is an error; buffers come back", async () => {
+    const { wire } = sampleStream();
+    const pool = new BufferPool();
+    const aborted = streamOf([wire.subarray(0, 200)], false);
+    const reading = readStream(aborted, pool);
+    setTimeout(() => aborted.destroy(), 20);
+    await expect(reading).rejects.toThrow(/premature close/i);
+    const failing = streamOf([wire.subarray(0, 200)], false);
+    const reading2 = readStream(failing, pool);
+    setTimeout(() => failing.destroy(new Error("connection reset by peer")), 20);
+    await expect(reading2).rejects.toThrow(/connection reset by peer/);
+    expect(pool.bytes.idle).toBe(pool.bytes.allocated);
+  });
+
+  it("a stream that ends inside a frame is a truncation FrameError", async () => {
+    const { wire } = sampleStream();
+    await expect(readStream(streamOf([wire.subarray(0, wire.length - 3)]), new BufferPool())).rejects.toThrow(/truncated/);
+  });
+
+  it("pauses the stream while 4 MiB of frames wait for a slow consumer, then reads on intact", async () => {
+    const size = 256 * 1024;
+    const wire = bigStream(48, size); // 12 MiB
+    const source = new PassThrough({ highWaterMark: 64 * 1024 });
+    const pool = new BufferPool();
+    const frames = readFrames(source, pool);
+    const first = frames.next();
+    // Written as a socket would: only as fast as the reader lets the stream drain.
+    const writing = (async () => {
+      for (let at = 0; at < wire.length; at += 64 * 1024) {
+        if (!source.write(wire.subarray(at, at + 64 * 1024))) await new Promise((r) => source.once("drain", r));
+      }
+      source.end();
+    })();
+    const f0 = (await first).value!;
+    await new Promise((r) => setTimeout(r, 100));
+    const held = pool.bytes.allocated - pool.bytes.idle;
+    expect(held).toBeGreaterThanOrEqual(4 * 1024 * 1024);
+    expect(held).toBeLessThanOrEqual(4 * 1024 * 1024 + 2 * size);
+    expect(source.isPaused()).toBe(true);
+    const got = [{ header: f0.header, payload: Buffer.from(f0.payload) }];
+    f0.release?.();
+    for await (const f of frames) {
+      got.push({ header: f.header, payload: Buffer.from(f.payload) });
+      f.release?.();
+    }
+    await writing;
+    expect(got.length).toBe(49);
+    for (let i = 0; i < 48; i++) expect(got[i]!.payload.equals(seededBytes(size, i)), `frame ${i}`).toBe(true);
+    expect(pool.bytes.idle).toBe(pool.bytes.allocated);
+  });
+
+  it("a consumer that stops early gets back the frames it never took", async () => {
+    const pool = new BufferPool();
+    for await (const f of readFrames(streamOf([bigStream(10, 64 * 1024)]), pool)) {
+      f.release?.();
+      break;
+    }
+    expect(pool.bytes.idle).toBe(pool.bytes.allocated);
   });
 });

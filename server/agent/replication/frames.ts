@@ -16,6 +16,7 @@
  */
 import { xxh3 } from "@node-rs/xxhash";
 import { z } from "zod";
+import { finished, Readable } from "node:stream";
 import type { BufferPool } from "../util/buffer-pool.js";
 
 export const HEADER_SIZE = 48;
@@ -134,7 +135,8 @@ export interface ReadFrame {
  * which the consumer releases when done with it; and every chunk of the source has been copied
  * from by the time the next one is asked for, so the source may reuse its buffers.
  */
-export async function* readFrames(source: AsyncIterable<Buffer>, payloads?: BufferPool): AsyncGenerator<ReadFrame> {
+export async function* readFrames(source: AsyncIterable<Buffer> | Readable, payloads?: BufferPool): AsyncGenerator<ReadFrame> {
+  if (payloads && source instanceof Readable) return yield* parseAsItComes(source, payloads);
   if (payloads) return yield* readFramesInto(source, payloads);
   let chunks: Buffer[] = [];
   let buffered = 0;
@@ -167,43 +169,147 @@ export async function* readFrames(source: AsyncIterable<Buffer>, payloads?: Buff
   if (header || buffered > 0) throw new FrameError("stream ended inside a frame: the transfer was truncated");
 }
 
-/** readFrames with a pool: header and payload bytes are copied out of each chunk as it comes. */
+/**
+ * Splits a byte stream into frames as chunks are pushed in, synchronously: header and payload
+ * bytes are copied out of each chunk into a pooled payload buffer, so the chunk may be reused
+ * once push returns. Each frame is verified before it is handed out.
+ */
+export class FrameParser {
+  private headerBuf = Buffer.alloc(HEADER_SIZE);
+  private headerBytes = 0;
+  private header: FrameHeader | undefined;
+  private payload: Buffer | undefined;
+  private payloadBytes = 0;
+
+  constructor(private readonly pool: BufferPool) {}
+
+  /** The frames the chunk completes, in order; the consumer releases each. */
+  push(chunk: Buffer): ReadFrame[] {
+    const frames: ReadFrame[] = [];
+    try {
+      for (let at = 0; at < chunk.length; ) {
+        if (!this.header) {
+          const n = chunk.copy(this.headerBuf, this.headerBytes, at, at + HEADER_SIZE - this.headerBytes);
+          this.headerBytes += n;
+          at += n;
+          if (this.headerBytes < HEADER_SIZE) break;
+          this.header = decodeHeader(this.headerBuf);
+          this.payload = this.header.payloadLength > 0 ? this.pool.acquire(this.header.payloadLength) : Buffer.alloc(0);
+          this.payloadBytes = 0;
+        }
+        const header = this.header;
+        const payload = this.payload!;
+        const n = chunk.copy(payload, this.payloadBytes, at, at + header.payloadLength - this.payloadBytes);
+        this.payloadBytes += n;
+        at += n;
+        if (this.payloadBytes < header.payloadLength) break;
+        verifyFrame(this.headerBuf, header, payload);
+        const frame: ReadFrame = { header, headerBuf: this.headerBuf, payload };
+        if (payload.length) frame.release = () => this.pool.release(payload);
+        frames.push(frame);
+        this.header = undefined;
+        this.payload = undefined;
+        this.headerBuf = Buffer.alloc(HEADER_SIZE);
+        this.headerBytes = 0;
+      }
+    } catch (err) {
+      for (const f of frames) f.release?.();
+      throw err;
+    }
+    return frames;
+  }
+
+  /** The stream ended: it must not have stopped inside a frame. */
+  end(): void {
+    if (this.header || this.headerBytes > 0) throw new FrameError("stream ended inside a frame: the transfer was truncated");
+  }
+
+  /** Gives back the buffer of a frame cut short (an error, a truncated stream, a consumer that stopped). */
+  dispose(): void {
+    if (this.payload?.length) this.pool.release(this.payload);
+    this.payload = undefined;
+  }
+}
+
+/** readFrames with a pool: a FrameParser fed chunk by chunk. */
 async function* readFramesInto(source: AsyncIterable<Buffer>, pool: BufferPool): AsyncGenerator<ReadFrame> {
-  let headerBuf = Buffer.alloc(HEADER_SIZE);
-  let headerBytes = 0;
-  let header: FrameHeader | undefined;
-  let payload: Buffer | undefined;
-  let payloadBytes = 0;
+  const parser = new FrameParser(pool);
+  let pending: ReadFrame[] = [];
   try {
     for await (const chunk of source) {
-      for (let at = 0; at < chunk.length; ) {
-        if (!header) {
-          const n = chunk.copy(headerBuf, headerBytes, at, at + HEADER_SIZE - headerBytes);
-          headerBytes += n;
-          at += n;
-          if (headerBytes < HEADER_SIZE) break;
-          header = decodeHeader(headerBuf);
-          payload = header.payloadLength > 0 ? pool.acquire(header.payloadLength) : Buffer.alloc(0);
-          payloadBytes = 0;
-        }
-        const n = chunk.copy(payload!, payloadBytes, at, at + header.payloadLength - payloadBytes);
-        payloadBytes += n;
-        at += n;
-        if (payloadBytes < header.payloadLength) break;
-        verifyFrame(headerBuf, header, payload!);
-        const done = payload!;
-        const frame: ReadFrame = { header, headerBuf, payload: done };
-        if (done.length) frame.release = () => pool.release(done);
-        header = undefined;
-        payload = undefined;
-        headerBuf = Buffer.alloc(HEADER_SIZE);
-        headerBytes = 0;
-        yield frame;
+      pending = parser.push(chunk);
+      while (pending.length) yield pending.shift()!;
+    }
+    parser.end();
+  } finally {
+    // A consumer that stopped early gives back the frames it never took.
+    for (const f of pending) f.release?.();
+    parser.dispose();
+  }
+}
+
+/** A stream is paused while the frames parsed ahead of the consumer hold this much. */
+const PARSE_AHEAD = 4 * 1024 * 1024;
+
+/**
+ * readFrames of a stream (a request body): parsed in its 'data' events, as each chunk comes.
+ * A stream's own async iterator costs a promise and a read() per chunk, and read() copies
+ * whatever chunks are buffered into one; an HTTPS body comes in 16 KiB chunks, so that was
+ * most of the replica's JavaScript time per byte. Chunks are copied from at once, so they die
+ * young (holding them for the consumer made the garbage collector the replica's biggest cost).
+ */
+async function* parseAsItComes(source: Readable, pool: BufferPool): AsyncGenerator<ReadFrame> {
+  const parser = new FrameParser(pool);
+  const queue: ReadFrame[] = [];
+  let queued = 0;
+  let ended = false;
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const onData = (chunk: Buffer) => {
+    if (failure) return;
+    try {
+      for (const f of parser.push(chunk)) {
+        queue.push(f);
+        queued += f.payload.length;
+      }
+    } catch (err) {
+      failure = err as Error;
+      source.pause();
+    }
+    if (queued >= PARSE_AHEAD) source.pause();
+    notify();
+  };
+  // Also reports a stream that closed before its end (an aborted request) as an error.
+  const stopWatching = finished(source, (err) => {
+    if (err) failure ??= err;
+    else ended = true;
+    notify();
+  });
+  source.on("data", onData);
+  try {
+    for (;;) {
+      if (queue.length > 0) {
+        const f = queue.shift()!;
+        queued -= f.payload.length;
+        if (queued < PARSE_AHEAD && source.isPaused() && !failure) source.resume();
+        yield f;
+      } else if (failure) {
+        throw failure;
+      } else if (ended) {
+        return parser.end();
+      } else {
+        await new Promise<void>((resolve) => (wake = resolve));
       }
     }
-    if (header || headerBytes > 0) throw new FrameError("stream ended inside a frame: the transfer was truncated");
   } finally {
-    // A frame cut short (an error, a truncated stream, a consumer that stopped) gives its buffer back.
-    if (payload?.length) pool.release(payload);
+    source.off("data", onData);
+    stopWatching();
+    for (const f of queue) f.release?.();
+    parser.dispose();
   }
 }
