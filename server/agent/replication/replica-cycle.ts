@@ -20,7 +20,7 @@ import { encodeFrame, FLAG_ZSTD, FrameError, readFrames, type CycleMarks } from 
 import { receiveCycle, type ReceivedFrame } from "./receiver.js";
 import type { RecoveryHistory, Range } from "./recovery/recovery-history.js";
 import { RedoWriter } from "./redo-log.js";
-import type { Peer } from "./replica-store.js";
+import type { Peer } from "./peer-gate.js";
 import { ackMac } from "./stream-auth.js";
 
 export interface CycleAck {

@@ -1,7 +1,8 @@
 /**
- * The Replica server's side of every relationship: creates replica VMs, receives cycles
- * (one at a time per relationship; replica-cycle.ts does each) and applies them so that the
- * replica disks always equal one completed freeze point; recovery points, pause, removal.
+ * The Replica server's side of every relationship: creates replica VMs (replica-create.ts),
+ * admits primaries (peer-gate.ts), receives cycles (one at a time per relationship;
+ * replica-cycle.ts does each) and applies them so that the replica disks always equal one
+ * completed freeze point; recovery points, import, pause, removal.
  *
  * A delta cycle is first received in full into a redo file, verified, made durable and
  * recorded as staged; only then is it applied. A crash while applying leaves the staged
@@ -15,20 +16,19 @@ import type { Logger } from "pino";
 import type { BlockHashesBody, CreateReplicaBody, ReplicaServerSettings } from "../../shared/agent-api.js";
 import type { LabHypervisor } from "../hypervisor/lab/lab-hypervisor.js";
 import type { EventLog } from "../state/events.js";
-import { emptyStats, type RelationshipRepo, type ReplicaRecord } from "../state/relationships.js";
-import { authorizePrimary } from "../transport/authorization.js";
+import type { RelationshipRepo, ReplicaRecord } from "../state/relationships.js";
 import { AgentError, badRequest, conflict, notFound } from "../errors.js";
 import { readFully } from "../util/files.js";
-import { nowIso } from "../util/clock.js";
 import { blockHashesMac, hashRanges } from "./block-hashes.js";
 import { SerialQueue } from "../util/serial-queue.js";
 import type { CodecPool } from "./codec-pool.js";
-import type { StreamAuth } from "./stream-auth.js";
 import { CycleIntake, type CycleAck } from "./replica-cycle.js";
-
-export type { CycleAck };
+import { createReplica } from "./replica-create.js";
+import { PeerGate, type Peer } from "./peer-gate.js";
 import { RecoveryHistory, type PointView } from "./recovery/recovery-history.js";
 import { copyImage, readManifest } from "./recovery/import.js";
+
+export type { CycleAck, Peer };
 
 export interface RecoveryPointInfo {
   /** "latest" for the replica disks themselves. */
@@ -38,13 +38,6 @@ export interface RecoveryPointInfo {
   seq: number;
   /** Storage the point costs on the Replica server (its undo log). */
   sizeBytes: number;
-}
-
-export interface Peer {
-  name: string;
-  via: "https" | "http";
-  /** HTTP mode: the shared token and this request's nonce, which sign stream and ack. */
-  auth?: StreamAuth;
 }
 
 interface Deps {
@@ -61,8 +54,10 @@ export class ReplicaStore {
   private readonly histories = new Map<string, Promise<RecoveryHistory>>();
 
   private readonly cycles: CycleIntake;
+  readonly gate: PeerGate;
 
   constructor(private readonly deps: Deps) {
+    this.gate = new PeerGate(deps.settings, deps.events);
     this.cycles = new CycleIntake({
       repo: deps.repo,
       events: deps.events,
@@ -154,90 +149,9 @@ export class ReplicaStore {
     return this.deps.settings();
   }
 
-  authorize(peer: Peer, trustGroup?: string) {
-    return authorizePrimary(this.deps.settings(), peer.name, trustGroup);
-  }
-
-  /** Checks the peer against this relationship's trust group; refusals become events. */
-  private checkPeer(rec: ReplicaRecord, peer: Peer): void {
-    try {
-      this.authorize(peer, rec.trustGroup);
-    } catch (err) {
-      this.refused(peer, (err as Error).message, rec);
-      throw err;
-    }
-  }
-
-  refused(peer: Peer, reason: string, rec?: ReplicaRecord): void {
-    this.deps.events.emit({
-      severity: "error",
-      kind: "replica.refused",
-      vmId: rec?.vmId,
-      relationshipId: rec?.id,
-      message: `Replication request from '${peer.name}' over ${peer.via.toUpperCase()} was refused: ${reason}`,
-      data: { peer: peer.name, via: peer.via },
-    });
-  }
-
-  async createReplica(body: CreateReplicaBody, peer: Peer): Promise<ReplicaRecord> {
-    let authorized;
-    try {
-      authorized = this.authorize(peer);
-    } catch (err) {
-      this.refused(peer, (err as Error).message);
-      throw err;
-    }
-    const existing = this.deps.repo.get(body.relationshipId);
-    if (existing) {
-      if (existing.role === "replica" && existing.vmId === body.vmId) {
-        this.checkPeer(existing, peer);
-        return existing;
-      }
-      throw conflict(`relationship ${body.relationshipId} already exists on this server`);
-    }
-    if (body.initialMethod === "existing-copy") return this.adoptExistingCopy(body, peer, authorized.trustGroup);
-    if (this.deps.hypervisor.find(body.vmId)) {
-      throw conflict(`a virtual machine with id ${body.vmId} already exists on this Replica server; remove it, or enable replication with the existing copy as the initial copy`);
-    }
-    const storageDir = join(authorized.storageLocation, body.vmId);
-    const vm = await this.deps.hypervisor.create(
-      {
-        name: body.vmName,
-        cpus: body.cpus,
-        memoryMiB: body.memoryMiB,
-        disks: body.disks.map((d) => ({ sizeBytes: d.sizeBytes })),
-        workload: { pattern: "idle", rateMiBps: 0, quiesce: "works" },
-      },
-      { id: body.vmId, dir: storageDir, replicaOf: { primaryServer: peer.name }, diskIndexes: body.disks.map((d) => d.index) },
-    );
-    const rec: ReplicaRecord = { ...newReplicaRecord(body, peer, authorized.trustGroup, storageDir), awaitingImport: body.initialMethod === "external-media" };
-    this.deps.repo.save(rec);
-    this.deps.events.emit({
-      severity: "info",
-      kind: "replica.created",
-      vmId: vm.id,
-      relationshipId: rec.id,
-      message: `Replica virtual machine '${body.vmName}' was created for primary server '${peer.name}' in ${storageDir} (trust group ${rec.trustGroup}).`,
-    });
-    return rec;
-  }
-
-  /** The Replica server already holds this VM (restored from a backup): it becomes the replica as it is. */
-  private async adoptExistingCopy(body: CreateReplicaBody, peer: Peer, trustGroup: string): Promise<ReplicaRecord> {
-    const vm = this.deps.hypervisor.find(body.vmId);
-    if (!vm) throw conflict(`there is no virtual machine with id ${body.vmId} on this Replica server to use as the initial copy; restore it here first, or choose another initial replication method`);
-    if (this.deps.repo.byVm(body.vmId).length > 0) throw conflict(`virtual machine ${body.vmId} on this Replica server is already replicated`);
-    if (vm.config.state !== "Off") throw conflict(`'${vm.config.name}' is ${vm.config.state} on this Replica server; turn it off before it becomes the replica`);
-    for (const d of body.disks) {
-      const mine = vm.config.disks.find((x) => x.index === d.index);
-      if (!mine || mine.sizeBytes !== d.sizeBytes) throw conflict(`disk ${d.index} of the existing copy ${mine ? `is ${mine.sizeBytes} bytes, not ${d.sizeBytes}` : "is missing"}; it cannot serve as the initial copy`);
-    }
-    vm.config = { ...vm.config, replicaOf: { primaryServer: peer.name } };
-    await vm.saveConfig();
-    const rec = newReplicaRecord(body, peer, trustGroup, vm.dir);
-    this.deps.repo.save(rec);
-    this.deps.events.emit({ severity: "info", kind: "replica.created", vmId: vm.id, relationshipId: rec.id, message: `The existing virtual machine '${vm.config.name}' is the initial copy for primary server '${peer.name}': only the blocks that differ will be sent.` });
-    return rec;
+  /** The replica side of a new relationship (or of one the primary asks for again). */
+  createReplica(body: CreateReplicaBody, peer: Peer): Promise<ReplicaRecord> {
+    return createReplica({ repo: this.deps.repo, events: this.deps.events, hypervisor: this.deps.hypervisor, gate: this.gate }, body, peer);
   }
 
   /**
@@ -275,14 +189,9 @@ export class ReplicaStore {
 
   /** Authorized peers only learn whether a relationship exists. */
   private authorizedRecord(id: string, peer: Peer): ReplicaRecord {
-    try {
-      this.authorize(peer);
-    } catch (err) {
-      this.refused(peer, (err as Error).message);
-      throw err;
-    }
+    this.gate.admit(peer);
     const rec = this.record(id);
-    this.checkPeer(rec, peer);
+    this.gate.admit(peer, rec);
     return rec;
   }
 
@@ -434,28 +343,4 @@ export class ReplicaStore {
     }
     return rec;
   }
-}
-
-/** The replica side of a new relationship, before its initial replication. */
-function newReplicaRecord(body: CreateReplicaBody, peer: Peer, trustGroup: string, storageDir: string): ReplicaRecord {
-  return {
-    id: body.relationshipId,
-    role: "replica",
-    vmId: body.vmId,
-    vmName: body.vmName,
-    primaryServer: peer.name,
-    trustGroup,
-    storageDir,
-    state: "Waiting for initial replication",
-    frequencySeconds: body.frequencySeconds,
-    disks: body.disks,
-    createdAt: nowIso(),
-    lastSyncAt: null,
-    lastAppliedSeq: -1,
-    staged: null,
-    recoveryHistory: body.recoveryHistory,
-    points: [],
-    stats: emptyStats(),
-    reason: null,
-  };
 }

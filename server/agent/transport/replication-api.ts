@@ -9,7 +9,7 @@ import type { TLSSocket } from "node:tls";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { BlockHashesBody, CreateReplicaBody, CycleParams, CycleQuery, FailoverOptionsBody, HandoverBody } from "../../shared/agent-api.js";
-import type { Peer } from "../replication/replica-store.js";
+import type { Peer } from "../replication/peer-gate.js";
 import type { ReplicationManager } from "../replication/manager.js";
 import { AgentError } from "../errors.js";
 import { parse } from "./http-common.js";
@@ -84,13 +84,13 @@ export function registerReplicationApi(app: FastifyInstance, via: "https" | "htt
     try {
       req.peer = via === "https" ? peerFromCertificate(req) : peerFromToken(req, token, nonces);
     } catch (err) {
-      store.refused({ name: "unauthenticated peer", via }, `${(err as Error).message} (from ${req.ip})`);
+      store.gate.refused({ name: "unauthenticated peer", via }, `${(err as Error).message} (from ${req.ip})`);
       throw err;
     }
   });
 
   app.get("/replication/v1/server", async (req) => {
-    const authorized = store.authorize(req.peer!);
+    const authorized = store.gate.authorize(req.peer!);
     return { accepted: true, trustGroup: authorized.trustGroup };
   });
 

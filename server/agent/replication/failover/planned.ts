@@ -226,7 +226,7 @@ export class PlannedFailover {
   /** This host's primary side of a relationship becomes the replica side, fenced first. */
   private async becomeReplica(rec: PrimaryRecord, seq: number, peer: Peer, state: "Replicating" | "Resynchronizing"): Promise<{ state: string }> {
     const vm = await this.deps.hypervisor.asReplicaImages(rec.vmId);
-    const authorized = this.deps.replicas.authorize(peer);
+    const authorized = this.deps.replicas.gate.authorize(peer);
     // Fence first: from here on this VM never starts as a second primary.
     vm.config = { ...vm.config, replicaOf: { primaryServer: peer.name } };
     await vm.saveConfig();
