@@ -3,16 +3,12 @@
  * changed (dirty bitmap, fleecing, NBD), against `rsync --inplace --no-whole-file` of the
  * qcow2 image file onto a copy made at the same starting point.
  */
-import { execFile } from "node:child_process";
 import { randomBytes, randomFillSync, randomInt } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { diskHash, startPair, type VmView } from "../server/agent/testing/harness.js";
 import type { CycleOutcome as Outcome } from "../server/agent/replication/primary.js";
-
-const run = promisify(execFile);
-const MiB = 1024 * 1024;
+import { MiB, rsyncInPlace, run, timed } from "./tools.js";
 
 export interface QemuDeltaResult {
   diskGiB: number;
@@ -23,12 +19,6 @@ export interface QemuDeltaResult {
   rsyncSeconds: number;
   rsyncSentBytes: number;
   equal: boolean;
-}
-
-async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
-  const t = process.hrtime.bigint();
-  const v = await fn();
-  return [v, Number(process.hrtime.bigint() - t) / 1e9];
 }
 
 export async function benchQemuDelta(dir: string, diskGiB: number, log: (s: string) => void): Promise<QemuDeltaResult> {
@@ -76,12 +66,7 @@ export async function benchQemuDelta(dir: string, diskGiB: number, log: (s: stri
     const [delta, deltaSeconds] = await timed(() => primary.ok<Outcome>("POST", `/api/v1/vms/${vm.id}/replication/replicate-now`));
     if (!delta.ok) throw new Error(`delta cycle failed: ${delta.error}`);
     log("QEMU: rsync --inplace --no-whole-file (+ sync) of the qcow2 image...");
-    const [out, rsyncSeconds] = await timed(async () => {
-      const o = await run("rsync", ["--inplace", "--no-whole-file", "--ignore-times", "--stats", image, copy], { maxBuffer: 10 * MiB });
-      await run("sync", [copy]);
-      return o;
-    });
-    const sent = /Total bytes sent: ([\d,.]+)/.exec(out.stdout)?.[1] ?? "0";
+    const rsynced = await rsyncInPlace(image, copy, ["--ignore-times"]);
     log("QEMU: comparing primary and replica (SHA-256)...");
     const equal = (await diskHash(primary, vm.id)) === (await diskHash(replica, vm.id));
     return {
@@ -90,8 +75,8 @@ export async function benchQemuDelta(dir: string, diskGiB: number, log: (s: stri
       changedBytes: blocks * 64 * 1024,
       deltaSeconds,
       deltaWireBytes: delta.wireBytes,
-      rsyncSeconds,
-      rsyncSentBytes: Number(sent.replace(/[,.]/g, "")),
+      rsyncSeconds: rsynced.seconds,
+      rsyncSentBytes: rsynced.sentBytes,
       equal,
     };
   } finally {

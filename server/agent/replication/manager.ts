@@ -18,48 +18,9 @@ import { HOUR_MS as HOUR, now, nowIso } from "../util/clock.js";
 import { exportView } from "./recovery/export.js";
 import { testReplicationConnection, type ConnectionTestResult } from "./connection-test.js";
 import { rescheduleInitial } from "./initial-schedule.js";
+import { estimateHistory, statisticsOf, type HistoryEstimate, type ReplicationStatistics } from "./statistics.js";
 
-export interface HistoryEstimate {
-  recoveryHistory: number;
-  /** What one hourly point may take (its undo log), and all of them together, in bytes. */
-  perPointBytes: number;
-  totalBytes: number;
-  churnBytesPerHour: number;
-  basis: string;
-  measuredSeconds: number;
-  diskBytes: number;
-}
-
-export interface ReplicationStatistics {
-  vmId: string;
-  vmName: string;
-  mode: "Primary" | "Replica";
-  state: string;
-  health: ReplicationHealth;
-  healthReasons: string[];
-  primaryServer: string;
-  replicaServer: string;
-  fromTime: string;
-  toTime: string;
-  averageSizeBytes: number;
-  maximumSizeBytes: number;
-  averageLatencyMs: number;
-  errorsEncountered: number;
-  successfulCycles: number;
-  missedCycles: number;
-  monitoring: { from: string; to: string; expectedCycles: number; successfulCycles: number };
-  pendingBytes: number | null;
-  lastSynchronizedAt: string | null;
-  lastTestFailoverAt: string | null;
-  testFailoverRunning: boolean | null;
-  lastError: string | null;
-  frequencySeconds: number;
-  /** Primary: bytes put on the wire since the agent started, cycles in flight included. */
-  sentBytes: number | null;
-  /** Primary: the per-VM and per-host limits replication obeys, MiB/s (null: unlimited). */
-  bandwidthLimitMiBps: number | null;
-  hostBandwidthLimitMiBps: number | null;
-}
+export type { HistoryEstimate, ReplicationStatistics };
 
 export class ReplicationManager {
   private readonly primaries = new Map<string, PrimaryReplication>();
@@ -151,37 +112,12 @@ export class ReplicationManager {
   /** View Replication Health: state, health with reasons, and the statistics since the last reset. */
   statistics(vmId: string): ReplicationStatistics {
     const r = this.live(this.oneFor(vmId));
-    const h = this.healthOf(r);
-    const s = r.stats;
-    const primary = r.role === "primary" ? this.primaries.get(r.id) : undefined;
-    return {
-      vmId: r.vmId,
-      vmName: r.vmName,
-      mode: r.role === "primary" ? "Primary" : "Replica",
-      state: r.state,
-      health: h.health,
-      healthReasons: h.reasons,
-      primaryServer: r.role === "primary" ? this.hostName : r.primaryServer,
-      replicaServer: r.role === "primary" ? r.replicaServer : this.hostName,
-      fromTime: s.since,
-      toTime: nowIso(),
-      averageSizeBytes: s.successfulCycles ? Math.round(s.wireBytes / s.successfulCycles) : 0,
-      maximumSizeBytes: s.maxCycleBytes,
-      averageLatencyMs: s.successfulCycles ? Math.round(s.totalLatencyMs / s.successfulCycles) : 0,
-      errorsEncountered: s.failedCycles,
-      successfulCycles: s.successfulCycles,
-      missedCycles: h.missedCycles,
-      monitoring: { from: h.from, to: h.to, expectedCycles: h.expectedCycles, successfulCycles: h.successfulCycles },
-      pendingBytes: primary ? primary.vm.pendingBytes() : null,
-      lastSynchronizedAt: r.lastSyncAt,
-      lastTestFailoverAt: r.role === "replica" ? (r.lastTestFailoverAt ?? null) : null,
-      testFailoverRunning: r.role === "replica" ? Boolean(r.testFailover) : null,
-      lastError: s.lastError,
-      frequencySeconds: r.frequencySeconds,
-      sentBytes: primary ? primary.sentBytes : null,
-      bandwidthLimitMiBps: r.role === "primary" ? (r.bandwidthLimitMiBps ?? null) : null,
-      hostBandwidthLimitMiBps: r.role === "primary" ? (this.deps.hostBucket() ? this.deps.hostBucket()!.rate / (1024 * 1024) : null) : null,
-    };
+    const bucket = this.deps.hostBucket();
+    return statisticsOf(r, this.healthOf(r), {
+      hostName: this.hostName,
+      primary: r.role === "primary" ? this.primaries.get(r.id) : undefined,
+      hostLimitMiBps: bucket ? bucket.rate / (1024 * 1024) : null,
+    });
   }
 
   /** Reset Statistics: counting starts again now (the cycle history is kept for charts). */
@@ -194,33 +130,10 @@ export class ReplicationManager {
     return this.statistics(vmId);
   }
 
-  /**
-   * The storage a recovery history needs on the Replica server, from the measured churn: each
-   * hourly point keeps at most an hour's changed bytes (the first before-image of each block).
-   * Measured from the last cycles when replicated, else from the guest's writes since the
-   * agent started; both are upper bounds (a block written twice counts twice).
-   */
+  /** The storage a recovery history would need on the Replica server (statistics.ts). */
   historyEstimate(vmId: string, recoveryHistory: number): HistoryEstimate {
-    const vm = this.hypervisor.get(vmId);
-    const diskBytes = vm.config.disks.reduce((n, d) => n + d.sizeBytes, 0);
     const rec = this.deps.repo.byVm(vmId).find((r) => r.role === "primary");
-    let perHour: number;
-    let basis: string;
-    let measuredSeconds: number;
-    const rows = rec ? this.deps.repo.cycles(rec.id, 5000).filter((c) => c.status === "acknowledged" && c.seq > 0) : [];
-    if (rows.length >= 2) {
-      const from = Date.parse(rows.at(-1)!.startedAt);
-      const to = Date.parse(rows[0]!.finishedAt ?? rows[0]!.startedAt);
-      measuredSeconds = Math.max(1, (to - from) / 1000);
-      perHour = (rows.reduce((n, c) => n + c.changedBytes, 0) / measuredSeconds) * 3600;
-      basis = `changed bytes of the last ${rows.length} replication cycles`;
-    } else {
-      measuredSeconds = Math.max(1, (Date.now() - vm.churn.since) / 1000);
-      perHour = (vm.churn.bytes / measuredSeconds) * 3600;
-      basis = "the guest's writes since the host agent started";
-    }
-    const perPointBytes = Math.round(Math.min(perHour, diskBytes));
-    return { recoveryHistory, perPointBytes, totalBytes: perPointBytes * recoveryHistory, churnBytesPerHour: Math.round(perHour), basis, measuredSeconds: Math.round(measuredSeconds), diskBytes };
+    return estimateHistory(this.hypervisor.get(vmId), rec ? this.deps.repo.cycles(rec.id, 5000) : [], recoveryHistory);
   }
 
   cycles(vmId: string, limit: number): CycleRow[] {

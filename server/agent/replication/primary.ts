@@ -6,7 +6,7 @@
  * next cycle, so nothing is ever lost; the next attempt first asks the replica which cycle
  * it holds (the ack may have been lost after a successful apply).
  */
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { FrozenCycle, ReplicableVm } from "../hypervisor/types.js";
 import type { EventLog } from "../state/events.js";
 import type { PrimaryRecord, RecoveryPointKind, RelationshipRepo } from "../state/relationships.js";
@@ -16,7 +16,7 @@ import type { CodecPool } from "./codec-pool.js";
 import { cycleStream, type SendStats } from "./sender.js";
 import { failpoint } from "../util/failpoints.js";
 import type { CycleAck } from "./replica-store.js";
-import { ackMac } from "./stream-auth.js";
+import { ackMac, macMatches } from "./stream-auth.js";
 import type { CycleMarks } from "./frames.js";
 import { hourSlot, now, nowIso } from "../util/clock.js";
 import type { BlockHashesBody } from "../../shared/agent-api.js";
@@ -25,19 +25,12 @@ import { TrackingLostError } from "../hypervisor/types.js";
 import { conflict } from "../errors.js";
 import { blockHashesMac, HASH_BYTES } from "./block-hashes.js";
 import { MiB, throttled, TokenBucket } from "./token-bucket.js";
-import { advance, compareSegment, newProgress, nextSegment, type ResyncProgress, type Segment } from "./resync.js";
+import { advance, compareSegment, newProgress, nextSegment, resyncDue, type ResyncProgress, type Segment } from "./resync.js";
 
 const RETRY_MIN_MS = 1000;
 /** How often a required resynchronization is checked against its policy and schedule. */
 const POLICY_CHECK_MS = 5000;
 
-/** Whether local time of day at `t` is inside [start, end), a window that may span midnight. */
-function inWindow(t: number, start: string, end: string): boolean {
-  const d = new Date(t);
-  const m = d.getHours() * 60 + d.getMinutes();
-  const [s, e] = [start, end].map((x) => Number(x.slice(0, 2)) * 60 + Number(x.slice(3)));
-  return s! <= e! ? m >= s! && m < e! : m >= s! || m < e!;
-}
 /** A guest that has not quiesced by then gets a crash-consistent point instead. */
 const QUIESCE_TIMEOUT_MS = 5000;
 
@@ -122,9 +115,7 @@ export class PrimaryReplication {
       return;
     }
     if (this.stopped || this.rec.state !== "Resynchronization required") return;
-    const policy = this.rec.resyncPolicy ?? { mode: "manual" };
-    const due = (this.rec.resyncAt !== null && this.rec.resyncAt !== undefined && Date.parse(this.rec.resyncAt) <= t) || policy.mode === "automatic" || (policy.mode === "window" && inWindow(t, policy.start, policy.end));
-    if (due) {
+    if (resyncDue(this.rec, t)) {
       this.resynchronize().catch((err: Error) => this.event("error", "replication.resync-failed", `Resynchronization of '${this.rec.vmName}' could not start: ${err.message}`));
     }
   }
@@ -240,10 +231,8 @@ export class PrimaryReplication {
     const hashes = Buffer.from(res.hashes, "base64");
     const expected = (body.ranges.reduce((n, [, l]) => n + l, 0) / body.blockSize) * HASH_BYTES;
     if (hashes.length !== expected) throw new Error(`the Replica server answered ${hashes.length} bytes of block hashes instead of ${expected}`);
-    if (this.rec.authMode === "http" && this.deps.token) {
-      const want = Buffer.from(blockHashesMac(this.deps.token, this.rec.id, nonce, body, hashes), "hex");
-      const got = Buffer.from(res.mac ?? "", "hex");
-      if (got.length !== want.length || !timingSafeEqual(got, want)) throw new Error("the block hashes are not signed by the Replica server for this request: not trusting them");
+    if (this.rec.authMode === "http" && this.deps.token && !macMatches(blockHashesMac(this.deps.token, this.rec.id, nonce, body, hashes), res.mac)) {
+      throw new Error("the block hashes are not signed by the Replica server for this request: not trusting them");
     }
     return hashes;
   }
@@ -429,12 +418,8 @@ export class PrimaryReplication {
         abort.signal,
       ).finally(() => clearInterval(progress));
       if (ack.seq !== seq) throw new Error(`the Replica server acknowledged cycle ${ack.seq} instead of ${seq}`);
-      if (auth) {
-        const want = Buffer.from(ackMac(auth.token, { relationshipId: this.rec.id, seq, base, nonce }, stats.mac ?? ""), "hex");
-        const got = Buffer.from(ack.ackMac ?? "", "hex");
-        if (got.length !== want.length || !timingSafeEqual(got, want)) {
-          throw new Error("the acknowledgement is not signed by the Replica server for this stream: not trusting it, the changes stay pending");
-        }
+      if (auth && !macMatches(ackMac(auth.token, { relationshipId: this.rec.id, seq, base, nonce }, stats.mac ?? ""), ack.ackMac)) {
+        throw new Error("the acknowledgement is not signed by the Replica server for this stream: not trusting it, the changes stay pending");
       }
       failpoint("primary.after-ack");
       await frozen.commit();

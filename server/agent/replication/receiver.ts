@@ -2,11 +2,10 @@
  * The replica's side of a cycle: every frame is checked (checksum, cycle, order, bounds)
  * before anything is written; the end frame proves nothing was dropped or injected.
  */
-import { timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import type { BufferPool } from "../util/buffer-pool.js";
 import { EndPayload, FLAG_ZSTD, FrameError, FrameType, MAX_PAYLOAD, readFrames, type CycleMarks, type ReadFrame } from "./frames.js";
-import { endMacInput, streamMac, type StreamAuth } from "./stream-auth.js";
+import { endMacInput, macMatches, streamMac, type StreamAuth } from "./stream-auth.js";
 
 export interface ReceiveExpectations {
   relationshipId: string;
@@ -67,10 +66,8 @@ export async function receiveCycle(
       }
       let macHex: string | undefined;
       if (mac) {
-        const want = mac.update(endMacInput(end)).digest();
-        const got = Buffer.from(end.mac ?? "", "hex");
-        if (got.length !== want.length || !timingSafeEqual(got, want)) throw new FrameError("stream signature does not match the shared token: data was altered, replayed or misdirected in transit");
-        macHex = want.toString("hex");
+        macHex = mac.update(endMacInput(end)).digest("hex");
+        if (!macMatches(macHex, end.mac)) throw new FrameError("stream signature does not match the shared token: data was altered, replayed or misdirected in transit");
       }
       return { frames: h.index, dataBytes, wireBytes: wireBytes + f.headerBuf.length + f.payload.length, mac: macHex, marks: end.marks };
     }

@@ -7,10 +7,26 @@
  */
 import type { BlockHashesBody } from "../../shared/agent-api.js";
 import type { FrozenCycle, FrozenDisk } from "../hypervisor/types.js";
+import type { PrimaryRecord } from "../state/relationships.js";
 import { Bitmap } from "../tracking/bitmap.js";
 import { HASH_BYTES, hashRanges } from "./block-hashes.js";
 
 export const SEGMENT_BYTES = 256 * 1024 * 1024;
+
+/** Whether local time of day at `t` is inside [start, end), a window that may span midnight. */
+function inWindow(t: number, start: string, end: string): boolean {
+  const d = new Date(t);
+  const m = d.getHours() * 60 + d.getMinutes();
+  const [s, e] = [start, end].map((x) => Number(x.slice(0, 2)) * 60 + Number(x.slice(3)));
+  return s! <= e! ? m >= s! && m < e! : m >= s! || m < e!;
+}
+
+/** Whether a required resynchronization should start at `t`: scheduled for then, automatic, or in its window. */
+export function resyncDue(rec: Pick<PrimaryRecord, "resyncAt" | "resyncPolicy">, t: number): boolean {
+  const policy = rec.resyncPolicy ?? { mode: "manual" };
+  if (rec.resyncAt !== null && rec.resyncAt !== undefined && Date.parse(rec.resyncAt) <= t) return true;
+  return policy.mode === "automatic" || (policy.mode === "window" && inWindow(t, policy.start, policy.end));
+}
 const COARSE = 65536 as const;
 const FINE = 4096 as const;
 

@@ -4,7 +4,7 @@
  * request's one-time nonce. A body moved to another VM, another cycle or another attempt,
  * or an acknowledgement the replica did not send, fails verification.
  */
-import { createHmac, type Hmac } from "node:crypto";
+import { createHmac, timingSafeEqual, type Hmac } from "node:crypto";
 import type { EndPayload } from "./frames.js";
 
 export interface StreamBinding {
@@ -25,6 +25,13 @@ export function streamMac(token: string, b: StreamBinding): Hmac {
 
 export function ackMac(token: string, b: StreamBinding, streamMacHex: string): string {
   return createHmac("sha256", token).update(`replica-manager ack v1\n${b.relationshipId}\n${b.seq}\n${b.base}\n${b.nonce}\n${streamMacHex}`).digest("hex");
+}
+
+/** Whether a hex MAC from the peer equals the one expected (in constant time). */
+export function macMatches(expectedHex: string, gotHex: string | null | undefined): boolean {
+  const want = Buffer.from(expectedHex, "hex");
+  const got = Buffer.from(gotHex ?? "", "hex");
+  return got.length === want.length && timingSafeEqual(got, want);
 }
 
 /** The end frame's fields other than the MAC, in a fixed order: signed after the frames. */

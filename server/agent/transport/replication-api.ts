@@ -4,12 +4,12 @@
  * against the Replica server settings; a refusal is answered with the reason and logged
  * as an event. Nothing is written before both checks pass.
  */
-import { timingSafeEqual } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { BlockHashesBody, CreateReplicaBody, CycleParams, CycleQuery, FailoverOptionsBody, HandoverBody } from "../../shared/agent-api.js";
 import type { Peer } from "../replication/peer-gate.js";
+import { macMatches } from "../replication/stream-auth.js";
 import type { ReplicationManager } from "../replication/manager.js";
 import { AgentError } from "../errors.js";
 import { parse } from "./http-common.js";
@@ -66,8 +66,7 @@ function peerFromToken(req: FastifyRequest, token: string | undefined, nonces: N
   const [, name, tsText, nonce, sig] = m as unknown as [string, string, string, string, string];
   const ts = Number(tsText);
   if (Math.abs(Date.now() - ts) > MAX_CLOCK_SKEW_MS) throw unauthenticated(`signed token from '${name}' is more than 5 minutes old or ahead: check both hosts' clocks`);
-  const want = Buffer.from(signRequest(token, req.method, req.url, name, ts, nonce), "hex");
-  if (!timingSafeEqual(want, Buffer.from(sig, "hex"))) {
+  if (!macMatches(signRequest(token, req.method, req.url, name, ts, nonce), sig)) {
     throw unauthenticated(`token signature from '${name}' does not match: the primary and the Replica server must share the same replication.token`);
   }
   if (!nonces.remember(nonce)) throw unauthenticated(`request from '${name}' was already received once: a replayed request is refused`);
