@@ -3,12 +3,11 @@
  * changed (dirty bitmap, fleecing, NBD), against `rsync --inplace --no-whole-file` of the
  * qcow2 image file onto a copy made at the same starting point.
  */
-import { randomBytes, randomFillSync, randomInt } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { diskHash, startPair, type VmView } from "../server/agent/testing/harness.js";
-import type { CycleOutcome as Outcome } from "../server/agent/replication/primary.js";
-import { MiB, rsyncInPlace, run, timed } from "./tools.js";
+import { changeOnePercent, deltaCycle, MiB, rsyncInPlace, run } from "./tools.js";
 
 export interface QemuDeltaResult {
   diskGiB: number;
@@ -56,15 +55,10 @@ export async function benchQemuDelta(dir: string, diskGiB: number, log: (s: stri
     log("QEMU: copying the qcow2 image as rsync's starting point...");
     await run("cp", ["--sparse=always", image, copy]);
 
-    const blocks = Math.floor((size * 0.01) / (64 * 1024));
-    log(`QEMU: changing 1% of the disk: ${blocks} random 64 KiB blocks of incompressible data...`);
-    const used = new Set<number>();
-    while (used.size < blocks) used.add(randomInt(size / (64 * 1024)));
-    for (const b of used) await primary.ok("PUT", `/api/v1/vms/${vm.id}/disks/0/data?offset=${b * 64 * 1024}`, randomBytes(64 * 1024));
-
+    log(`QEMU: changing 1% of the disk: ${Math.floor((size * 0.01) / (64 * 1024))} random 64 KiB blocks of incompressible data...`);
+    const changedBytes = await changeOnePercent(primary, vm.id, size);
     log("QEMU: one delta cycle...");
-    const [delta, deltaSeconds] = await timed(() => primary.ok<Outcome>("POST", `/api/v1/vms/${vm.id}/replication/replicate-now`));
-    if (!delta.ok) throw new Error(`delta cycle failed: ${delta.error}`);
+    const delta = await deltaCycle(primary, vm.id);
     log("QEMU: rsync --inplace --no-whole-file (+ sync) of the qcow2 image...");
     const rsynced = await rsyncInPlace(image, copy, ["--ignore-times"]);
     log("QEMU: comparing primary and replica (SHA-256)...");
@@ -72,8 +66,8 @@ export async function benchQemuDelta(dir: string, diskGiB: number, log: (s: stri
     return {
       diskGiB,
       accelerator: host.accelerator,
-      changedBytes: blocks * 64 * 1024,
-      deltaSeconds,
+      changedBytes,
+      deltaSeconds: delta.seconds,
       deltaWireBytes: delta.wireBytes,
       rsyncSeconds: rsynced.seconds,
       rsyncSentBytes: rsynced.sentBytes,

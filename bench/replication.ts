@@ -7,7 +7,7 @@ import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { diskHash, startPair, type AgentProcess, type Pair, type VmView } from "../server/agent/testing/harness.js";
 import type { CycleOutcome as Outcome } from "../server/agent/replication/primary.js";
-import { fastest, MiB, rsyncInPlace, run, timed } from "./tools.js";
+import { changeOnePercent, deltaCycle, fastest, MiB, rsyncInPlace, run, timed } from "./tools.js";
 
 export interface ReplicationResult {
   diskGiB: number;
@@ -117,19 +117,14 @@ export async function benchReplication(dir: string, diskGiB: number, log: (s: st
     cpRuns.push(await cp());
     const cpSeconds = Math.min(...cpRuns);
 
-    const blocks = Math.floor((size * 0.01) / (64 * 1024));
+    const changedBytes = Math.floor((size * 0.01) / (64 * 1024)) * 64 * 1024;
     const deltas: { seconds: number; wireBytes: number }[] = [];
     const rsyncs: { seconds: number; sentBytes: number }[] = [];
     for (const round of [1, 2]) {
-      log(`changing 1% of the disk: ${blocks} random 64 KiB blocks of incompressible data (round ${round} of 2)...`);
-      const used = new Set<number>();
-      while (used.size < blocks) used.add(randomInt(size / (64 * 1024)));
-      for (const b of used) await primary.ok("PUT", `/api/v1/vms/${vm.id}/disks/0/data?offset=${b * 64 * 1024}`, randomBytes(64 * 1024));
-
+      log(`changing 1% of the disk: ${changedBytes / (64 * 1024)} random 64 KiB blocks of incompressible data (round ${round} of 2)...`);
+      await changeOnePercent(primary, vm.id, size);
       log("one delta cycle...");
-      const [delta, seconds] = await timed(() => primary.ok<Outcome>("POST", `/api/v1/vms/${vm.id}/replication/replicate-now`));
-      if (!delta.ok) throw new Error(`delta cycle failed: ${delta.error}`);
-      deltas.push({ seconds, wireBytes: delta.wireBytes });
+      deltas.push(await deltaCycle(primary, vm.id));
 
       // Our cycle is durable when it is acknowledged; rsync's copy is made durable by sync.
       log("rsync --inplace --no-whole-file (+ sync) of the same change...");
@@ -150,7 +145,7 @@ export async function benchReplication(dir: string, diskGiB: number, log: (s: st
       initialPlainWireBytes: plain.wireBytes,
       initialZstdSeconds: zstd.seconds,
       initialZstdWireBytes: zstd.wireBytes,
-      changedBytes: blocks * 64 * 1024,
+      changedBytes,
       deltaSeconds: delta.seconds,
       deltaWireBytes: delta.wireBytes,
       rsyncSeconds: rsynced.seconds,

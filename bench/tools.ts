@@ -1,6 +1,9 @@
 /** What the benchmark parts share: timing, and the tools an administrator would use instead. */
 import { execFile } from "node:child_process";
+import { randomBytes, randomInt } from "node:crypto";
 import { promisify } from "node:util";
+import type { CycleOutcome } from "../server/agent/replication/primary.js";
+import type { AgentProcess } from "../server/agent/testing/harness.js";
 
 export const run = promisify(execFile);
 export const MiB = 1024 * 1024;
@@ -28,4 +31,20 @@ export async function rsyncInPlace(source: string, target: string, extra: string
   });
   const sent = /Total bytes sent: ([\d,.]+)/.exec(out.stdout)?.[1] ?? "0";
   return { seconds, sentBytes: Number(sent.replace(/[,.]/g, "")) };
+}
+
+/** Writes incompressible data over 1% of a VM's disk in random 64 KiB blocks, through the guest's block layer; answers the bytes changed. */
+export async function changeOnePercent(agent: AgentProcess, vmId: string, diskBytes: number): Promise<number> {
+  const blocks = Math.floor((diskBytes * 0.01) / (64 * 1024));
+  const used = new Set<number>();
+  while (used.size < blocks) used.add(randomInt(diskBytes / (64 * 1024)));
+  for (const b of used) await agent.ok("PUT", `/api/v1/vms/${vmId}/disks/0/data?offset=${b * 64 * 1024}`, randomBytes(64 * 1024));
+  return blocks * 64 * 1024;
+}
+
+/** One replication cycle now, timed until it is acknowledged (durable on the replica). */
+export async function deltaCycle(agent: AgentProcess, vmId: string): Promise<{ seconds: number; wireBytes: number }> {
+  const [outcome, seconds] = await timed(() => agent.ok<CycleOutcome>("POST", `/api/v1/vms/${vmId}/replication/replicate-now`));
+  if (!outcome.ok) throw new Error(`delta cycle failed: ${outcome.error}`);
+  return { seconds, wireBytes: outcome.wireBytes };
 }

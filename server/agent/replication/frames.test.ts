@@ -37,6 +37,18 @@ function sampleStream(seq = 9): { wire: Buffer; frames: { spec: Spec; payload: B
   return { wire: Buffer.concat(frames.map((f) => frame(f.spec, f.payload))), frames };
 }
 
+/** `wire` cut into seeded random chunks of `min` to `min + spread - 1` bytes. */
+function seededChunks(wire: Buffer, seed: number, min: number, spread: number): Buffer[] {
+  const next = rng(seed);
+  const chunks: Buffer[] = [];
+  for (let at = 0; at < wire.length; ) {
+    const n = min + Math.floor(next() * spread);
+    chunks.push(wire.subarray(at, at + n));
+    at += n;
+  }
+  return chunks;
+}
+
 async function* fromChunks(chunks: Buffer[]): AsyncGenerator<Buffer> {
   for (const c of chunks) yield c;
 }
@@ -131,14 +143,7 @@ describe("readFrames", () => {
   it("reads a stream split into seeded random chunks (including empty ones)", async () => {
     const { wire, frames } = sampleStream();
     for (let seed = 1; seed <= 40; seed++) {
-      const next = rng(seed);
-      const chunks: Buffer[] = [];
-      for (let at = 0; at < wire.length; ) {
-        const n = Math.floor(next() * 120); // 0 gives an empty chunk
-        chunks.push(wire.subarray(at, at + n));
-        at += n;
-      }
-      checkFrames(await readAll(chunks), frames);
+      checkFrames(await readAll(seededChunks(wire, seed, 0, 120)), frames); // 0 gives an empty chunk
     }
   });
 
@@ -146,13 +151,7 @@ describe("readFrames", () => {
     const { wire, frames } = sampleStream();
     const pool = new BufferPool();
     for (let seed = 1; seed <= 20; seed++) {
-      const next = rng(seed);
-      const chunks: Buffer[] = [];
-      for (let at = 0; at < wire.length; ) {
-        const n = Math.floor(next() * 500);
-        chunks.push(wire.subarray(at, at + n));
-        at += n;
-      }
+      const chunks = seededChunks(wire, seed, 0, 500);
       const seen: boolean[] = [];
       for await (const f of readFrames(fromChunks(chunks), pool)) {
         if (f.payload.length) seen.push(isAligned(f.payload) && Boolean(f.release));
@@ -278,14 +277,7 @@ describe("readFrames of a stream (a request body, parsed in its data events)", (
     const { wire, frames } = sampleStream();
     const pool = new BufferPool();
     for (let seed = 1; seed <= 20; seed++) {
-      const next = rng(seed);
-      const chunks: Buffer[] = [];
-      for (let at = 0; at < wire.length; ) {
-        const n = 1 + Math.floor(next() * 200);
-        chunks.push(wire.subarray(at, at + n));
-        at += n;
-      }
-      checkFrames(await readStream(streamOf(chunks), pool), frames);
+      checkFrames(await readStream(streamOf(seededChunks(wire, seed, 1, 200)), pool), frames);
     }
     expect(pool.bytes.idle).toBe(pool.bytes.allocated);
   });
