@@ -94,6 +94,11 @@ export class TrackedDisk {
     return readFully(this.fh, Buffer.allocUnsafe(length), offset);
   }
 
+  /** Makes the written data durable (the guest's flush). */
+  async flush(): Promise<void> {
+    await this.fh.datasync();
+  }
+
   /** Counts blocks as changed (a resynchronization range). Call only from the VM's serial queue. */
   async markChanged(from: number, to: number): Promise<void> {
     if (!this.live || !this.regionLog) throw new Error(`disk ${this.index} is not tracked`);

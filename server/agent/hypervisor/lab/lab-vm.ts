@@ -101,6 +101,12 @@ export class LabVm implements ReplicableVm {
     return this.queue.run(() => d.write(offset, data));
   }
 
+  /** The guest's flush: once it resolves, every write the guest was told had finished is durable. */
+  guestFlush(disk: number): Promise<void> {
+    const d = this.disk(disk);
+    return this.queue.run(() => d.flush());
+  }
+
   async startTracking(disks: number[], allDirty: boolean): Promise<void> {
     await this.queue.run(async () => {
       for (const i of disks) await this.tracked(i).startTracking(allDirty);

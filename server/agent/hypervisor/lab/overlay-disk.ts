@@ -119,6 +119,12 @@ export class OverlayDisk {
     this.remember(from / B, to / B);
   }
 
+  /** Makes the guest's writes durable: the data, then the map that says where it is. */
+  async flush(): Promise<void> {
+    await this.fh.datasync();
+    await this.map?.datasync();
+  }
+
   async close(): Promise<void> {
     await this.fh.close();
     await this.map?.close();

@@ -14,6 +14,7 @@ const STRUCTURED_REPLY = 0x668e33ef;
 const OPT = { GO: 7, STRUCTURED_REPLY: 8, SET_META_CONTEXT: 10 } as const;
 const REP = { ACK: 1, INFO: 3, META_CONTEXT: 4 } as const;
 const CMD = { READ: 0, WRITE: 1, DISC: 2, FLUSH: 3, BLOCK_STATUS: 7 } as const;
+const CMD_FLAG_FUA = 1;
 const CHUNK = { NONE: 0, OFFSET_DATA: 1, OFFSET_HOLE: 2, BLOCK_STATUS: 5 } as const;
 const MAX_IO = 4 * 1024 * 1024;
 
@@ -102,9 +103,18 @@ export class NbdClient {
     this.sock.write(flags);
     const name = Buffer.from(exportName);
     const nameField = Buffer.concat([u32(name.length), name]);
+    // Structured replies (QEMU's servers) carry block status; a server without them (the
+    // agent's own) is read and written with simple replies.
     this.sendOption(OPT.STRUCTURED_REPLY, Buffer.alloc(0));
-    await this.optionReplies(OPT.STRUCTURED_REPLY);
+    const structured = await this.optionReplies(OPT.STRUCTURED_REPLY).then(
+      () => true,
+      (err: Error) => {
+        if (this.ended) throw err;
+        return false;
+      },
+    );
     if (metaContext) {
+      if (!structured) throw new Error(`NBD: export '${exportName}' offers no structured replies, so no meta context ${metaContext}`);
       const q = Buffer.from(metaContext);
       this.sendOption(OPT.SET_META_CONTEXT, Buffer.concat([nameField, u32(1), u32(q.length), q]));
       const replies = await this.optionReplies(OPT.SET_META_CONTEXT);
@@ -196,11 +206,12 @@ export class NbdClient {
     return out;
   }
 
-  async write(offset: number, data: Uint8Array): Promise<void> {
+  /** Writes `data`; with `fua` (forced unit access), each request is durable before it is answered. */
+  async write(offset: number, data: Uint8Array, opts: { fua?: boolean } = {}): Promise<void> {
     const reqs: Promise<Pending>[] = [];
     for (let off = 0; off < data.length; off += MAX_IO) {
       const part = Buffer.from(data.buffer, data.byteOffset + off, Math.min(MAX_IO, data.length - off));
-      reqs.push(this.request(CMD.WRITE, offset + off, part.length, { data: part }));
+      reqs.push(this.request(CMD.WRITE, offset + off, part.length, { data: part, flags: opts.fua ? CMD_FLAG_FUA : 0 }));
     }
     await Promise.all(reqs);
   }

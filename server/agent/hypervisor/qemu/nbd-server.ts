@@ -12,6 +12,8 @@ export interface ServedDisk {
   sizeBytes: number;
   read(offset: number, length: number): Promise<Buffer>;
   write(offset: number, data: Buffer): Promise<void>;
+  /** Makes every acknowledged write durable (the guest's flush, or a write with FUA). */
+  flush(): Promise<void>;
 }
 
 const IHAVEOPT = 0x49484156454f5054n;
@@ -19,6 +21,8 @@ const REPLY_MAGIC = 0x3e889045565a9n;
 const OPT = { EXPORT_NAME: 1, ABORT: 2, GO: 7 } as const;
 const REP = { ACK: 1, INFO: 3, ERR_UNSUP: 0x80000001, ERR_UNKNOWN: 0x80000006 } as const;
 const CMD = { READ: 0, WRITE: 1, DISC: 2, FLUSH: 3 } as const;
+/** Request flag: this write must be durable before it is acknowledged. */
+const CMD_FLAG_FUA = 1;
 const FLAGS = 1 | 4 | 8; // has flags, send flush, send FUA
 const EINVAL = 22;
 const EIO = 5;
@@ -125,6 +129,7 @@ async function serve(sock: Socket, lookup: (name: string) => ServedDisk | undefi
     const h = await take(28);
     if (!h) return;
     if (h.readUInt32BE(0) !== 0x25609513) throw new Error("NBD server: bad request magic");
+    const commandFlags = h.readUInt16BE(4);
     const type = h.readUInt16BE(6);
     const cookie = Buffer.from(h.subarray(8, 16));
     const offset = Number(h.readBigUInt64BE(16));
@@ -134,7 +139,11 @@ async function serve(sock: Socket, lookup: (name: string) => ServedDisk | undefi
     if (type === CMD.WRITE) {
       const data = await take(length);
       if (!data) return;
-      const err = offset + length > current.sizeBytes ? EINVAL : await current.write(offset, Buffer.from(data)).then(() => 0, () => EIO);
+      const durable = async () => {
+        await current.write(offset, Buffer.from(data));
+        if (commandFlags & CMD_FLAG_FUA) await current.flush();
+      };
+      const err = offset + length > current.sizeBytes ? EINVAL : await durable().then(() => 0, () => EIO);
       simpleReply(sock, cookie, err);
     } else if (type === CMD.READ) {
       if (offset + length > current.sizeBytes) simpleReply(sock, cookie, EINVAL);
@@ -143,7 +152,10 @@ async function serve(sock: Socket, lookup: (name: string) => ServedDisk | undefi
         if (data) simpleReply(sock, cookie, 0, data);
         else simpleReply(sock, cookie, EIO);
       }
-    } else if (type === CMD.FLUSH) simpleReply(sock, cookie, 0);
+    } else if (type === CMD.FLUSH) {
+      // Answered once what was written before it is on stable storage: the guest's fsync relies on it.
+      simpleReply(sock, cookie, await current.flush().then(() => 0, () => EIO));
+    }
     else simpleReply(sock, cookie, EINVAL);
   }
 }

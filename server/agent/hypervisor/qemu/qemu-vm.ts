@@ -42,6 +42,11 @@ export class QemuDisk {
     await nbd.flush();
   }
 
+  /** Every write is flushed already (above); a flush asks QEMU again. */
+  async flush(): Promise<void> {
+    await (await this.vm.nbd(this.index)).flush();
+  }
+
   async close(): Promise<void> {
     /* connections belong to the VM */
   }

@@ -42,6 +42,7 @@ export class ServedGuest implements QemuGuest {
       sizeBytes: info.sizeBytes,
       read: (offset, length) => vm.queue.run(() => vm.disk(index).read(offset, length)),
       write: (offset, data) => vm.guestWrite(index, offset, data),
+      flush: () => vm.guestFlush(index),
     };
   }
 
