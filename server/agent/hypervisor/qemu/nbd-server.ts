@@ -155,7 +155,6 @@ async function serve(sock: Socket, lookup: (name: string) => ServedDisk | undefi
     } else if (type === CMD.FLUSH) {
       // Answered once what was written before it is on stable storage: the guest's fsync relies on it.
       simpleReply(sock, cookie, await current.flush().then(() => 0, () => EIO));
-    }
-    else simpleReply(sock, cookie, EINVAL);
+    } else simpleReply(sock, cookie, EINVAL);
   }
 }
