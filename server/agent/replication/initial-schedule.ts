@@ -9,7 +9,8 @@ import type { EventLog } from "../state/events.js";
 import { now } from "../util/clock.js";
 import type { PrimaryReplication } from "./primary.js";
 
-const MAX_AHEAD_MS = 7 * 24 * 3600_000;
+/** How far ahead an initial replication may be scheduled (as in Hyper-V). */
+export const MAX_INITIAL_AHEAD_MS = 7 * 24 * 3600_000;
 
 /** Checks the new schedule and answers the change to make; throws when it cannot be made. */
 export function rescheduleInitial(p: PrimaryReplication, at: string | null, events: EventLog): () => void {
@@ -28,7 +29,7 @@ export function rescheduleInitial(p: PrimaryReplication, at: string | null, even
   const t = Date.parse(at);
   const clock = now();
   if (t <= clock) throw badRequest(`initialStartAt: ${at} is not in the future (this host's time is ${new Date(clock).toISOString()}); choose a later time, or start the initial replication now`);
-  if (t > clock + MAX_AHEAD_MS) throw badRequest(`initialStartAt: the initial replication can be scheduled at most 7 days ahead (until ${new Date(clock + MAX_AHEAD_MS).toISOString()} by this host's clock)`);
+  if (t > clock + MAX_INITIAL_AHEAD_MS) throw badRequest(`initialStartAt: the initial replication can be scheduled at most 7 days ahead (until ${new Date(clock + MAX_INITIAL_AHEAD_MS).toISOString()} by this host's clock)`);
   return () => {
     const iso = new Date(t).toISOString();
     p.update({ initialStartAt: iso });

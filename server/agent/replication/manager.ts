@@ -14,10 +14,10 @@ import type { ReplicaStore } from "./replica-store.js";
 import { TestFailovers } from "./failover/test-failover.js";
 import { PlannedFailover } from "./failover/planned.js";
 import { UnplannedFailover } from "./failover/unplanned.js";
-import { HOUR_MS as HOUR, now, nowIso } from "../util/clock.js";
-import { exportView } from "./recovery/export.js";
+import { now, nowIso } from "../util/clock.js";
 import { testReplicationConnection, type ConnectionTestResult } from "./connection-test.js";
-import { rescheduleInitial } from "./initial-schedule.js";
+import { MAX_INITIAL_AHEAD_MS, rescheduleInitial } from "./initial-schedule.js";
+import { exportInitialCopy } from "./initial-export.js";
 import { estimateHistory, statisticsOf, type HistoryEstimate, type ReplicationStatistics } from "./statistics.js";
 
 export type { HistoryEstimate, ReplicationStatistics };
@@ -226,7 +226,7 @@ export class ReplicationManager {
       reason: null,
     };
     const method = body.initialReplication;
-    if (method.method === "network" && method.startAt && Date.parse(method.startAt) > now() + 7 * 24 * HOUR) {
+    if (method.method === "network" && method.startAt && Date.parse(method.startAt) > now() + MAX_INITIAL_AHEAD_MS) {
       throw badRequest("initialReplication.startAt: the initial replication can be scheduled at most 7 days ahead");
     }
     const p = new PrimaryReplication(rec, vm, this.deps);
@@ -235,7 +235,7 @@ export class ReplicationManager {
     await vm.startTracking(disks.map((d) => d.index), true);
     let exported: { commit(): Promise<void>; release(): Promise<void> } | undefined;
     try {
-      if (method.method === "external-media") exported = await this.exportInitialCopy(rec, vm, method.folder);
+      if (method.method === "external-media") exported = await exportInitialCopy(rec, vm, method.folder, this.deps.events);
       await this.deps.peers.json(p.target, "POST", "/replication/v1/relationships", {
         relationshipId: rec.id,
         vmId,
@@ -284,34 +284,6 @@ export class ReplicationManager {
       p.start();
     }
     return p.record;
-  }
-
-  /** Exports the initial copy to a folder for Import Initial Replica; commit() once the relationship exists. */
-  private async exportInitialCopy(rec: PrimaryRecord, vm: LabVm, folder: string): Promise<{ commit(): Promise<void>; release(): Promise<void> }> {
-    const frozen = await vm.freeze(rec.disks.map((d) => d.index));
-    const source = {
-      read: (disk: number, offset: number, length: number) => {
-        const d = frozen.disks.find((x) => x.index === disk)!;
-        return d.read(offset / d.blockSize, (offset + length) / d.blockSize);
-      },
-    };
-    const started = Date.now();
-    try {
-      await exportView(source, { vmId: rec.vmId, vmName: rec.vmName, point: { id: "initial-copy", kind: "initial", at: nowIso(), seq: 0 }, relationshipId: rec.id }, rec.disks, folder, (done, total) => {
-        const rate = done / Math.max(0.001, (Date.now() - started) / 1000);
-        this.deps.events.emit({
-          severity: "info",
-          kind: "replication.export-progress",
-          vmId: rec.vmId,
-          message: `Exporting the initial copy of '${rec.vmName}' to ${folder}: ${Math.round((100 * done) / total)}%.`,
-          data: { done, total, bytesPerSecond: Math.round(rate), etaSeconds: Math.round((total - done) / Math.max(rate, 1)) },
-        });
-      });
-    } catch (err) {
-      await frozen.release();
-      throw err instanceof AgentError ? err : badRequest(`initialReplication.folder: the initial copy could not be exported to ${folder}: ${(err as Error).message}`);
-    }
-    return frozen;
   }
 
   /** Settings reach the replica with the next cycle; a new recovery history from the next hour. */
