@@ -53,9 +53,9 @@ async function* fromChunks(chunks: Buffer[]): AsyncGenerator<Buffer> {
   for (const c of chunks) yield c;
 }
 
-async function readAll(chunks: Buffer[], pool?: BufferPool) {
+async function readAll(chunks: Buffer[], pool = new BufferPool()) {
   const out: { header: FrameHeader; payload: Buffer }[] = [];
-  // Copy payloads: the reader may hand out views of its input, or pooled buffers.
+  // Copy payloads: they are pooled buffers, given back below.
   for await (const f of readFrames(fromChunks(chunks), pool)) {
     out.push({ header: f.header, payload: Buffer.from(f.payload) });
     f.release?.();

@@ -125,48 +125,18 @@ export interface ReadFrame {
   header: FrameHeader;
   headerBuf: Buffer;
   payload: Buffer;
-  /** With a pool: gives the payload's buffer back to it (the consumer's duty once done). */
+  /** Gives the payload's buffer back to its pool (the consumer's duty once done); none for an empty payload. */
   release?: () => void;
 }
 
 /**
- * Reads whole frames from a byte stream, verifying each checksum as it arrives. With a pool,
- * each payload is gathered into one of its page-aligned buffers (direct I/O can write it),
- * which the consumer releases when done with it; and every chunk of the source has been copied
- * from by the time the next one is asked for, so the source may reuse its buffers.
+ * Reads whole frames from a byte stream, verifying each checksum as it arrives. Each payload is
+ * gathered into one of the pool's page-aligned buffers (direct I/O can write it), which the
+ * consumer releases when done with it; every chunk of the source has been copied from by the
+ * time the next one is asked for, so the source may reuse its buffers.
  */
-export async function* readFrames(source: AsyncIterable<Buffer> | Readable, payloads?: BufferPool): AsyncGenerator<ReadFrame> {
-  if (payloads && source instanceof Readable) return yield* parseAsItComes(source, payloads);
-  if (payloads) return yield* readFramesInto(source, payloads);
-  let chunks: Buffer[] = [];
-  let buffered = 0;
-  const take = (n: number): Buffer => {
-    const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, buffered);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    chunks = rest.length ? [rest] : [];
-    buffered -= n;
-    return out;
-  };
-  let header: FrameHeader | undefined;
-  let headerBuf: Buffer | undefined;
-  for await (const chunk of source) {
-    chunks.push(chunk);
-    buffered += chunk.length;
-    for (;;) {
-      if (!header) {
-        if (buffered < HEADER_SIZE) break;
-        headerBuf = Buffer.from(take(HEADER_SIZE));
-        header = decodeHeader(headerBuf);
-      }
-      if (buffered < header.payloadLength) break;
-      const payload = take(header.payloadLength);
-      verifyFrame(headerBuf!, header, payload);
-      yield { header, headerBuf: headerBuf!, payload };
-      header = undefined;
-    }
-  }
-  if (header || buffered > 0) throw new FrameError("stream ended inside a frame: the transfer was truncated");
+export function readFrames(source: AsyncIterable<Buffer> | Readable, payloads: BufferPool): AsyncGenerator<ReadFrame> {
+  return source instanceof Readable ? parseAsItComes(source, payloads) : readFramesInto(source, payloads);
 }
 
 /**

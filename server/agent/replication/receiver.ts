@@ -3,7 +3,7 @@
  * before anything is written; the end frame proves nothing was dropped or injected.
  */
 import { z } from "zod";
-import type { BufferPool } from "../util/buffer-pool.js";
+import { BufferPool } from "../util/buffer-pool.js";
 import { EndPayload, FLAG_ZSTD, FrameError, FrameType, MAX_PAYLOAD, readFrames, type CycleMarks, type ReadFrame } from "./frames.js";
 import { endMacInput, macMatches, streamMac, type StreamAuth } from "./stream-auth.js";
 
@@ -15,7 +15,7 @@ export interface ReceiveExpectations {
   /** HTTP mode: verify the stream's HMAC under the shared token and this request's nonce. */
   auth?: StreamAuth;
   blockSize?: number;
-  /** Payloads gathered into this pool's aligned buffers; the sink releases each frame. */
+  /** Payloads gathered into this pool's aligned buffers (a pool of its own if none); the sink releases each frame. */
   payloads?: BufferPool;
 }
 
@@ -89,7 +89,7 @@ export async function receiveCycle(
     if (h.type === FrameType.Data) dataBytes += h.length;
     return undefined;
   };
-  for await (const f of readFrames(source, expect.payloads)) {
+  for await (const f of readFrames(source, expect.payloads ?? new BufferPool())) {
     let end: ReceiveResult | undefined;
     try {
       end = check(f);

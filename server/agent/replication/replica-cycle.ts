@@ -14,7 +14,7 @@ import { hourSlot, nowIso } from "../util/clock.js";
 import { failpoint } from "../util/failpoints.js";
 import { DiskWriter } from "./apply.js";
 import type { CodecPool } from "./codec-pool.js";
-import { BufferPool } from "../util/buffer-pool.js";
+import type { BufferPool } from "../util/buffer-pool.js";
 import { readFileChunks } from "../util/direct-file.js";
 import { encodeFrame, FLAG_ZSTD, FrameError, readFrames, type CycleMarks } from "./frames.js";
 import { receiveCycle, type ReceivedFrame } from "./receiver.js";
@@ -206,7 +206,7 @@ export class CycleIntake {
       const forPoints = !staged.marks?.resync;
       if (history.recording(forPoints)) {
         // Before-images first, durably: only then may the new data overwrite them.
-        ranges ??= await rangesOf(staged);
+        ranges ??= await rangesOf(staged, this.ctx.pool.buffers);
         await history.beforeApply(ranges, forPoints);
       }
       writer = await DiskWriter.open(this.ctx.diskPaths(rec), this.ctx.pool, false);
@@ -277,19 +277,19 @@ export class CycleIntake {
 }
 
 /**
- * The frames of a redo file, payloads pooled when a pool is given: up to its recorded length
- * (the rest is padding), read with direct I/O as it was written; a record from before lengths
- * were recorded reads the whole file through the page cache.
+ * The frames of a redo file, payloads in the pool's buffers: up to its recorded length (the
+ * rest is padding), read with direct I/O as it was written; a record from before lengths were
+ * recorded reads the whole file through the page cache.
  */
-function stagedFrames(staged: NonNullable<ReplicaRecord["staged"]>, payloads?: BufferPool): AsyncGenerator<ReceivedFrame> {
-  if (staged.bytes === undefined) return readFrames(createReadStream(staged.file, { highWaterMark: 1024 * 1024 }), payloads);
-  return readFrames(readFileChunks(staged.file, staged.bytes), payloads ?? new BufferPool());
+function stagedFrames(staged: NonNullable<ReplicaRecord["staged"]>, pool: BufferPool): AsyncGenerator<ReceivedFrame> {
+  if (staged.bytes === undefined) return readFrames(createReadStream(staged.file, { highWaterMark: 1024 * 1024 }), pool);
+  return readFrames(readFileChunks(staged.file, staged.bytes), pool);
 }
 
 /** The disk ranges a staged cycle writes, read back from its redo file. */
-async function rangesOf(staged: NonNullable<ReplicaRecord["staged"]>): Promise<Range[]> {
+async function rangesOf(staged: NonNullable<ReplicaRecord["staged"]>, pool: BufferPool): Promise<Range[]> {
   const ranges: Range[] = [];
-  for await (const f of stagedFrames(staged)) {
+  for await (const f of stagedFrames(staged, pool)) {
     ranges.push({ disk: f.header.disk, offset: f.header.offset, length: f.header.length });
     f.release?.();
   }
